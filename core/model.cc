@@ -1,0 +1,74 @@
+#include "core/model.h"
+
+namespace convstore {
+
+std::string_view ToString(ConversationStatus status) {
+  switch (status) {
+    case ConversationStatus::kActive:
+      return "active";
+    case ConversationStatus::kCompleted:
+      return "completed";
+    case ConversationStatus::kArchived:
+      return "archived";
+  }
+  return "active";
+}
+
+std::string_view ToString(MessageRole role) {
+  switch (role) {
+    case MessageRole::kSystem:
+      return "system";
+    case MessageRole::kUser:
+      return "user";
+    case MessageRole::kAssistant:
+      return "assistant";
+  }
+  return "user";
+}
+
+std::optional<ConversationStatus> ParseConversationStatus(std::string_view s) {
+  if (s == "active") return ConversationStatus::kActive;
+  if (s == "completed") return ConversationStatus::kCompleted;
+  if (s == "archived") return ConversationStatus::kArchived;
+  return std::nullopt;
+}
+
+std::optional<MessageRole> ParseMessageRole(std::string_view s) {
+  if (s == "system") return MessageRole::kSystem;
+  if (s == "user") return MessageRole::kUser;
+  if (s == "assistant") return MessageRole::kAssistant;
+  return std::nullopt;
+}
+
+std::string_view EventTypeName(const EventPayload& payload) {
+  struct Visitor {
+    std::string_view operator()(const AgentCreated&) { return "AgentCreated"; }
+    std::string_view operator()(const AgentUpdated&) { return "AgentUpdated"; }
+    std::string_view operator()(const AgentDeleted&) { return "AgentDeleted"; }
+    std::string_view operator()(const ConversationCreated&) {
+      return "ConversationCreated";
+    }
+    std::string_view operator()(const ConversationUpdated&) {
+      return "ConversationUpdated";
+    }
+    std::string_view operator()(const ConversationStatusChanged&) {
+      return "ConversationStatusChanged";
+    }
+    std::string_view operator()(const MessageAppended&) {
+      return "MessageAppended";
+    }
+  };
+  return std::visit(Visitor{}, payload);
+}
+
+std::string AgentStream(std::string_view agent_id) {
+  return "agent-" + std::string(agent_id);
+}
+std::string ConversationStream(std::string_view conversation_id) {
+  return "conversation-" + std::string(conversation_id);
+}
+std::string MessagesStream(std::string_view conversation_id) {
+  return "messages-" + std::string(conversation_id);
+}
+
+}  // namespace convstore

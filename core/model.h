@@ -1,0 +1,144 @@
+// Domain types of convstore: agents, conversations, messages, and the events
+// that change them. Plain values with no behaviour beyond conversion helpers;
+// thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace convstore {
+
+enum class ConversationStatus : uint8_t { kActive = 0, kCompleted = 1, kArchived = 2 };
+enum class MessageRole : uint8_t { kSystem = 0, kUser = 1, kAssistant = 2 };
+
+std::string_view ToString(ConversationStatus status);
+std::string_view ToString(MessageRole role);
+std::optional<ConversationStatus> ParseConversationStatus(std::string_view s);
+std::optional<MessageRole> ParseMessageRole(std::string_view s);
+
+// A JSON object of string keys to string values. Insertion order is kept so a
+// read returns the object as it was written.
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+struct Agent {
+  std::string id;
+  std::string name;
+  std::string instructions;
+  std::optional<std::string> dispatch_name;
+  Metadata metadata;
+  std::string created_by;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  bool operator==(const Agent&) const = default;
+};
+
+struct Conversation {
+  std::string id;
+  std::string agent_id;
+  std::string title;
+  std::string created_by;
+  ConversationStatus status = ConversationStatus::kActive;
+  Metadata metadata;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  bool operator==(const Conversation&) const = default;
+};
+
+struct Message {
+  std::string id;
+  std::string conversation_id;
+  MessageRole role = MessageRole::kUser;
+  std::string content;
+  int64_t created_at_ms = 0;
+  bool operator==(const Message&) const = default;
+};
+
+// A value with the revision of the stream it was built from (its ETag).
+template <typename T>
+struct Versioned {
+  T value;
+  uint64_t revision = 0;
+};
+
+// Events. Updates carry the whole new value of every mutable field, so a
+// projection never needs the previous event to apply one.
+struct AgentCreated {
+  Agent agent;
+  bool operator==(const AgentCreated&) const = default;
+};
+struct AgentUpdated {
+  std::string agent_id;
+  std::string name;
+  std::string instructions;
+  std::optional<std::string> dispatch_name;
+  Metadata metadata;
+  int64_t updated_at_ms = 0;
+  bool operator==(const AgentUpdated&) const = default;
+};
+struct AgentDeleted {
+  std::string agent_id;
+  int64_t deleted_at_ms = 0;
+  bool operator==(const AgentDeleted&) const = default;
+};
+struct ConversationCreated {
+  Conversation conversation;
+  bool operator==(const ConversationCreated&) const = default;
+};
+struct ConversationUpdated {
+  std::string conversation_id;
+  std::string title;
+  Metadata metadata;
+  int64_t updated_at_ms = 0;
+  bool operator==(const ConversationUpdated&) const = default;
+};
+struct ConversationStatusChanged {
+  std::string conversation_id;
+  ConversationStatus from = ConversationStatus::kActive;
+  ConversationStatus to = ConversationStatus::kActive;
+  int64_t updated_at_ms = 0;
+  bool operator==(const ConversationStatusChanged&) const = default;
+};
+struct MessageAppended {
+  Message message;
+  bool operator==(const MessageAppended&) const = default;
+};
+
+using EventPayload =
+    std::variant<AgentCreated, AgentUpdated, AgentDeleted, ConversationCreated,
+                 ConversationUpdated, ConversationStatusChanged,
+                 MessageAppended>;
+
+std::string_view EventTypeName(const EventPayload& payload);
+
+// Stream names, as the contract fixes them.
+std::string AgentStream(std::string_view agent_id);
+std::string ConversationStream(std::string_view conversation_id);
+std::string MessagesStream(std::string_view conversation_id);
+
+// An event a decision wants appended. `expected_revision` is the revision the
+// stream must be at (nullopt: no check; kNoStream: the stream must not exist).
+struct NewEvent {
+  static constexpr int64_t kNoStream = -1;
+  std::string stream;
+  std::optional<int64_t> expected_revision;
+  EventPayload payload;
+};
+
+// An event as stored in the log.
+struct RecordedEvent {
+  uint64_t position = 0;
+  std::string stream;
+  uint64_t revision = 0;
+  std::string event_id;
+  int64_t recorded_at_ms = 0;
+  std::string actor;
+  std::string idempotency_key;
+  EventPayload payload;
+};
+
+}  // namespace convstore

@@ -1,0 +1,37 @@
+// JSON forms of the domain types: the API's response objects, and the records
+// that read models store. Renderings are byte-stable (same value, same bytes),
+// which is what lets a projection rebuild reproduce its read models exactly.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <string>
+#include <string_view>
+
+#include "core/model.h"
+#include "core/status.h"
+
+namespace convstore {
+
+boost::json::object MetadataToJson(const Metadata& metadata);
+
+// {id, name, instructions, dispatch_name, metadata, created_by, created_at,
+// updated_at}
+boost::json::object AgentToJson(const Agent& agent);
+
+// {id, agent_id, title, created_at, updated_at, created_by, status, room_name,
+// room_url, metadata}; the caller adds `token` where the API returns one.
+boost::json::object ConversationToJson(const Conversation& conversation,
+                                       std::string_view room_url);
+
+// {id, conversation_id, role, content, created_at}, serialized.
+std::string RenderMessage(const Message& message);
+
+// Read-model records: a value and its stream revision.
+std::string EncodeAgentRecord(const Agent& agent, uint64_t revision);
+Result<Versioned<Agent>> DecodeAgentRecord(std::string_view bytes);
+std::string EncodeConversationRecord(const Conversation& conversation,
+                                     uint64_t revision);
+Result<Versioned<Conversation>> DecodeConversationRecord(
+    std::string_view bytes);
+
+}  // namespace convstore

@@ -1,0 +1,267 @@
+#include "eventlog/event_log.h"
+
+#include <rocksdb/options.h>
+
+#include <set>
+
+#include "eventlog/event_codec.h"
+
+namespace convstore {
+namespace {
+
+constexpr char kEventsCf[] = "events";    // position -> EventEnvelope
+constexpr char kStreamsCf[] = "streams";  // stream -> current revision
+
+std::string EncodeU64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    s[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return s;
+}
+
+uint64_t DecodeU64(std::string_view s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8 && i < s.size(); ++i) {
+    v = (v << 8) | static_cast<uint8_t>(s[i]);
+  }
+  return v;
+}
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status();
+  if (s.IsCorruption()) {
+    return Status::Corruption(std::string(what) + ": " + s.ToString());
+  }
+  return Status::IOError(std::string(what) + ": " + s.ToString());
+}
+
+}  // namespace
+
+std::string EncodePositionKey(uint64_t position) { return EncodeU64(position); }
+uint64_t DecodePositionKey(std::string_view key) { return DecodeU64(key); }
+
+Result<std::unique_ptr<EventLog>> EventLog::Open(
+    const std::string& dir, const EventLogOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  // The log is the record of truth: check every block we read.
+  db_options.paranoid_checks = true;
+
+  // RocksDB needs every existing column family named at open.
+  std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf,
+                                 kStreamsCf};
+  names.insert(options.extra_column_families.begin(),
+               options.extra_column_families.end());
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, dir, &existing).ok()) {
+    names.insert(existing.begin(), existing.end());
+  } else if (!options.create_if_missing || options.read_only) {
+    return Status::NotFound("no convstore data directory at " + dir);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : names) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(db_options));
+  }
+
+  std::unique_ptr<EventLog> log(new EventLog());
+  log->read_only_ = options.read_only;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors,
+                                         &handles, &raw)
+          : rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::Unavailable(
+          "data directory " + dir +
+          " is locked by another process (is a server running on it?)");
+    }
+    return FromRocks(s, "open " + dir);
+  }
+  log->db_.reset(raw);
+  for (rocksdb::ColumnFamilyHandle* h : handles) log->cfs_[h->GetName()] = h;
+
+  // Positions are gapless and commits atomic, so the head is the last key.
+  std::unique_ptr<rocksdb::Iterator> it(
+      log->db_->NewIterator(rocksdb::ReadOptions(), log->cf(kEventsCf)));
+  it->SeekToLast();
+  if (it->Valid()) log->head_ = DecodeU64(it->key().ToStringView());
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status(), "read log head"));
+  return log;
+}
+
+EventLog::~EventLog() {
+  if (!db_) return;
+  for (auto& [name, h] : cfs_) db_->DestroyColumnFamilyHandle(h);
+  cfs_.clear();
+  db_->Close();
+}
+
+rocksdb::ColumnFamilyHandle* EventLog::cf(std::string_view name) const {
+  auto it = cfs_.find(name);
+  return it == cfs_.end() ? nullptr : it->second;
+}
+
+Result<std::optional<RecordedEvent>> EventLog::Read(uint64_t position) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kEventsCf),
+                               EncodeU64(position), &value);
+  if (s.IsNotFound()) return std::optional<RecordedEvent>();
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(s, "read event"));
+  RecordedEvent event;
+  CONVSTORE_ASSIGN_OR_RETURN(event, DecodeEvent(value));
+  return std::optional<RecordedEvent>(std::move(event));
+}
+
+Result<std::vector<RecordedEvent>> EventLog::ReadRange(uint64_t from,
+                                                       size_t limit) const {
+  std::vector<RecordedEvent> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(kEventsCf)));
+  for (it->Seek(EncodeU64(from)); it->Valid() && out.size() < limit;
+       it->Next()) {
+    RecordedEvent event;
+    CONVSTORE_ASSIGN_OR_RETURN(event, DecodeEvent(it->value().ToStringView()));
+    out.push_back(std::move(event));
+  }
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status(), "read events"));
+  return out;
+}
+
+Result<std::optional<uint64_t>> EventLog::StreamRevision(
+    std::string_view stream) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kStreamsCf),
+                               rocksdb::Slice(stream.data(), stream.size()),
+                               &value);
+  if (s.IsNotFound()) return std::optional<uint64_t>();
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(s, "read stream revision"));
+  return std::optional<uint64_t>(DecodeU64(value));
+}
+
+Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
+                             uint64_t new_head) {
+  if (read_only_) return Status::Unavailable("the log is open read-only");
+  if (failed()) {
+    return Status::Unavailable(
+        "the log refuses writes after a failed write; restart the server");
+  }
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  rocksdb::Status s = db_->Write(options, batch.GetWriteBatch());
+  if (!s.ok()) {
+    // We cannot know how much of the write reached the disk, so no later
+    // write may be acknowledged on top of it.
+    failed_.store(true, std::memory_order_release);
+    return FromRocks(s, "synced write of the log");
+  }
+  head_.store(new_head, std::memory_order_release);
+  return Status();
+}
+
+LogBatch::LogBatch(EventLog* log)
+    : log_(log),
+      batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+      next_position_(log->head() + 1) {}
+
+Result<std::optional<std::string>> LogBatch::Get(
+    rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
+  std::string value;
+  rocksdb::Status s = const_cast<rocksdb::WriteBatchWithIndex&>(batch_)
+                          .GetFromBatchAndDB(log_->db(), rocksdb::ReadOptions(),
+                                             cf, rocksdb::Slice(key.data(),
+                                                                key.size()),
+                                             &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(s, "read through batch"));
+  return std::optional<std::string>(std::move(value));
+}
+
+void LogBatch::Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                   std::string_view value) {
+  batch_.Put(cf, rocksdb::Slice(key.data(), key.size()),
+             rocksdb::Slice(value.data(), value.size()));
+}
+
+void LogBatch::Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+  batch_.Delete(cf, rocksdb::Slice(key.data(), key.size()));
+}
+
+void LogBatch::SetSavePoint() {
+  batch_.SetSavePoint();
+  savepoints_.push_back(next_position_);
+}
+
+void LogBatch::RollbackToSavePoint() {
+  batch_.RollbackToSavePoint();
+  next_position_ = savepoints_.back();
+  savepoints_.pop_back();
+}
+
+void LogBatch::PopSavePoint() {
+  batch_.PopSavePoint();
+  savepoints_.pop_back();
+}
+
+Result<std::vector<RecordedEvent>> LogBatch::Append(
+    const std::vector<NewEvent>& events, const EventMeta& meta,
+    const std::function<std::string()>& new_event_id) {
+  rocksdb::ColumnFamilyHandle* events_cf = log_->cf(kEventsCf);
+  rocksdb::ColumnFamilyHandle* streams_cf = log_->cf(kStreamsCf);
+  std::vector<RecordedEvent> recorded;
+  SetSavePoint();
+  auto fail = [&](Status s) -> Result<std::vector<RecordedEvent>> {
+    RollbackToSavePoint();
+    return s;
+  };
+  for (const NewEvent& e : events) {
+    auto current = Get(streams_cf, e.stream);
+    if (!current.ok()) return fail(current.status());
+    std::optional<uint64_t> revision;
+    if (*current) revision = DecodeU64(**current);
+    if (e.expected_revision) {
+      bool matches = *e.expected_revision == NewEvent::kNoStream
+                         ? !revision.has_value()
+                         : revision.has_value() &&
+                               static_cast<int64_t>(*revision) ==
+                                   *e.expected_revision;
+      if (!matches) {
+        return fail(Status::Conflict(
+            "stream " + e.stream + " is at revision " +
+                (revision ? std::to_string(*revision) : "none") +
+                ", expected " + std::to_string(*e.expected_revision),
+            "revision_conflict"));
+      }
+    }
+    RecordedEvent r;
+    r.position = next_position_++;
+    r.stream = e.stream;
+    r.revision = revision ? *revision + 1 : 0;
+    r.event_id = new_event_id();
+    r.recorded_at_ms = meta.recorded_at_ms;
+    r.actor = meta.actor;
+    r.idempotency_key = meta.idempotency_key;
+    r.payload = e.payload;
+    Put(events_cf, EncodeU64(r.position), EncodeEvent(r));
+    Put(streams_cf, r.stream, EncodeU64(r.revision));
+    for (EventSink* sink : log_->sinks_) {
+      Status s = sink->Apply(r, *this);
+      if (!s.ok()) return fail(s);
+    }
+    recorded.push_back(std::move(r));
+  }
+  PopSavePoint();
+  return recorded;
+}
+
+Status LogBatch::Commit() {
+  if (empty()) return Status();
+  return log_->CommitBatch(batch_, head());
+}
+
+}  // namespace convstore

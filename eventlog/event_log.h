@@ -1,0 +1,139 @@
+// EventLog: the append-only event log in a RocksDB directory. One gapless
+// global position (from 1) over all events and a revision (from 0) per stream;
+// events are only ever written through a LogBatch, committed with a synced
+// write, so a successful Commit means the events survive a crash.
+// Thread-safety: reads are safe from any thread; at most one LogBatch may be
+// open at a time (the GroupCommitWriter's thread owns it). After a failed
+// synced write the log refuses every later commit, as LevelDB's log does.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/model.h"
+#include "core/status.h"
+
+namespace convstore {
+
+class LogBatch;
+
+// Something that derives state from events in the same write batch (a
+// projection). Apply must only write into `batch`.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual Status Apply(const RecordedEvent& event, LogBatch& batch) = 0;
+};
+
+// Who wrote an event and why; stamped on every event of one command.
+struct EventMeta {
+  std::string actor;
+  std::string idempotency_key;
+  int64_t recorded_at_ms = 0;
+};
+
+struct EventLogOptions {
+  // Column families the caller (projections, auth) keeps beside the log.
+  std::vector<std::string> extra_column_families;
+  bool create_if_missing = true;
+  // Open as a read-only instance, e.g. for tools beside a running server.
+  bool read_only = false;
+};
+
+class EventLog {
+ public:
+  static Result<std::unique_ptr<EventLog>> Open(const std::string& dir,
+                                                const EventLogOptions& options);
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // Last committed position; 0 for an empty log.
+  uint64_t head() const { return head_.load(std::memory_order_acquire); }
+  // Set once a synced write failed; every later commit is refused.
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+
+  Result<std::optional<RecordedEvent>> Read(uint64_t position) const;
+  // Events with position >= from, in order, at most `limit`.
+  Result<std::vector<RecordedEvent>> ReadRange(uint64_t from,
+                                               size_t limit) const;
+  // Current revision of a stream; nullopt when it has no events.
+  Result<std::optional<uint64_t>> StreamRevision(std::string_view stream) const;
+
+  rocksdb::DB* db() const { return db_.get(); }
+  // A column family opened with the log (its own or an extra one); nullptr if
+  // it was not requested.
+  rocksdb::ColumnFamilyHandle* cf(std::string_view name) const;
+
+  // Projections applied to every appended event, inside the same batch.
+  void AddSink(EventSink* sink) { sinks_.push_back(sink); }
+
+ private:
+  friend class LogBatch;
+  EventLog() = default;
+  Status CommitBatch(rocksdb::WriteBatchWithIndex& batch, uint64_t new_head);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;
+  std::vector<EventSink*> sinks_;
+  std::atomic<uint64_t> head_{0};
+  std::atomic<bool> failed_{false};
+  bool read_only_ = false;
+};
+
+// A set of appends and read-model writes committed atomically by one synced
+// write. Reads through the batch see its own pending writes, so commands
+// decided later in the same group see the effects of earlier ones.
+// Not thread-safe: owned by one thread at a time.
+class LogBatch {
+ public:
+  explicit LogBatch(EventLog* log);
+
+  // Appends events, checking each one's expected revision against the stream
+  // (including earlier appends in this batch), assigns positions and
+  // revisions, and applies every sink. On error nothing of this call remains.
+  Result<std::vector<RecordedEvent>> Append(
+      const std::vector<NewEvent>& events, const EventMeta& meta,
+      const std::function<std::string()>& new_event_id);
+
+  // Reads a key as it would be after this batch commits.
+  Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
+                                         std::string_view key) const;
+  void Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+           std::string_view value);
+  void Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+
+  // Savepoints let one command's work be undone without touching others'.
+  void SetSavePoint();
+  void RollbackToSavePoint();
+  void PopSavePoint();
+
+  bool empty() { return batch_.GetWriteBatch()->Count() == 0; }
+  uint64_t head() const { return next_position_ - 1; }
+  // Writes the batch with sync=true. The batch cannot be reused after.
+  Status Commit();
+
+  EventLog* log() const { return log_; }
+
+ private:
+  EventLog* log_;
+  rocksdb::WriteBatchWithIndex batch_;
+  uint64_t next_position_;
+  std::vector<uint64_t> savepoints_;
+};
+
+// Key encodings shared by the log and its readers.
+std::string EncodePositionKey(uint64_t position);  // 8 bytes, big-endian
+uint64_t DecodePositionKey(std::string_view key);
+
+}  // namespace convstore

@@ -1,0 +1,77 @@
+// GroupCommitWriter: one thread drains a queue of commands, runs each one's
+// Work against a shared LogBatch (in order, each seeing the ones before it),
+// commits the whole group with one synced write, then calls every Done.
+// Many concurrent clients thereby share one fsync, and no caller thread ever
+// waits on the disk. Submit is thread-safe; Work and Done run on the writer
+// thread, so Done must only hand the result off (e.g. post to an executor).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "core/status.h"
+#include "eventlog/event_log.h"
+
+namespace convstore {
+
+// Batch-size and fsync-latency counters, readable from any thread.
+struct WriterStats {
+  // Histogram buckets of commands per committed group: 1, 2, 4, ... 1024+.
+  static constexpr size_t kBuckets = 11;
+  std::array<std::atomic<uint64_t>, kBuckets> batch_size_buckets{};
+  std::atomic<uint64_t> groups{0};
+  std::atomic<uint64_t> commands{0};
+  std::atomic<uint64_t> commit_micros_total{0};
+};
+
+class GroupCommitWriter {
+ public:
+  // Decides and appends into the batch. An error undoes all it wrote and
+  // becomes the command's result.
+  using Work = std::function<Status(LogBatch&)>;
+  // Told the command's final status once its group is durable (or failed).
+  using Done = std::function<void(const Status&)>;
+
+  struct Options {
+    size_t max_group = 1024;
+  };
+
+  GroupCommitWriter(EventLog* log, Options options);
+  explicit GroupCommitWriter(EventLog* log)
+      : GroupCommitWriter(log, Options()) {}
+  ~GroupCommitWriter();
+  GroupCommitWriter(const GroupCommitWriter&) = delete;
+  GroupCommitWriter& operator=(const GroupCommitWriter&) = delete;
+
+  void Submit(Work work, Done done);
+  // Stops taking commands, commits everything already queued, joins.
+  void Stop();
+
+  const WriterStats& stats() const { return stats_; }
+  size_t queued() const;
+
+ private:
+  struct Command {
+    Work work;
+    Done done;
+  };
+  void Run();
+  void CommitGroup(std::deque<Command>& group);
+
+  EventLog* log_;
+  Options options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Command> queue_;
+  bool stopping_ = false;
+  WriterStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace convstore

@@ -1,0 +1,366 @@
+#include "projections/read_models.h"
+
+#include "core/model_json.h"
+
+namespace convstore {
+namespace {
+
+constexpr char kAgentsCf[] = "rm_agents";
+constexpr char kAgentsByOwnerCf[] = "rm_agents_by_owner";
+constexpr char kConversationsCf[] = "rm_conversations";
+constexpr char kConversationsByOwnerCf[] = "rm_conversations_by_owner";
+constexpr char kMessagesCf[] = "rm_messages";
+constexpr char kMessageIdsCf[] = "rm_message_ids";
+constexpr char kMetaCf[] = "rm_meta";
+constexpr char kCheckpointKey[] = "checkpoint";
+
+// Index keys: "<owner>\0<id>" sorts one owner's items by id, and UUIDv7 ids
+// sort by creation time, so a reverse scan lists newest first.
+std::string OwnerKey(std::string_view owner, std::string_view id) {
+  std::string k(owner);
+  k.push_back('\0');
+  k.append(id);
+  return k;
+}
+
+// Message keys: "<conversation id>\0<8-byte big-endian stream revision>".
+std::string MessageKey(std::string_view conversation_id, uint64_t revision) {
+  std::string k(conversation_id);
+  k.push_back('\0');
+  k += EncodePositionKey(revision);
+  return k;
+}
+
+std::string MessagePrefix(std::string_view conversation_id) {
+  std::string k(conversation_id);
+  k.push_back('\0');
+  return k;
+}
+
+Status FromRocks(const rocksdb::Status& s) {
+  if (s.ok()) return Status();
+  if (s.IsCorruption()) return Status::Corruption(s.ToString());
+  return Status::IOError(s.ToString());
+}
+
+bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
+  return key.size() >= prefix.size() &&
+         std::string_view(key.data(), prefix.size()) == prefix;
+}
+
+class SnapshotMessageStream : public MessageStream {
+ public:
+  SnapshotMessageStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                        std::string prefix)
+      : db_(db), snapshot_(db->GetSnapshot()), prefix_(std::move(prefix)) {
+    rocksdb::ReadOptions options;
+    options.snapshot = snapshot_;
+    it_.reset(db_->NewIterator(options, cf));
+    it_->Seek(prefix_);
+  }
+  ~SnapshotMessageStream() override {
+    it_.reset();
+    db_->ReleaseSnapshot(snapshot_);
+  }
+
+  Result<std::optional<std::string>> NextChunk(size_t max_bytes) override {
+    if (done_) return std::optional<std::string>();
+    std::string out;
+    if (first_) out.push_back('[');
+    while (it_->Valid() && HasPrefix(it_->key(), prefix_) &&
+           out.size() < max_bytes) {
+      if (!first_) out.push_back(',');
+      first_ = false;
+      out.append(it_->value().data(), it_->value().size());
+      it_->Next();
+    }
+    CONVSTORE_RETURN_IF_ERROR(FromRocks(it_->status()));
+    if (!it_->Valid() || !HasPrefix(it_->key(), prefix_)) {
+      if (first_) out.push_back('[');  // empty conversation: "[]"
+      first_ = false;
+      out.push_back(']');
+      done_ = true;
+    }
+    return std::optional<std::string>(std::move(out));
+  }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  std::string prefix_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+  bool first_ = true;
+  bool done_ = false;
+};
+
+}  // namespace
+
+std::vector<std::string> ReadModels::ColumnFamilies() {
+  return {kAgentsCf,       kAgentsByOwnerCf, kConversationsCf,
+          kConversationsByOwnerCf, kMessagesCf, kMessageIdsCf, kMetaCf};
+}
+
+ReadModels::ReadModels(EventLog* log)
+    : log_(log),
+      agents_(log->cf(kAgentsCf)),
+      agents_by_owner_(log->cf(kAgentsByOwnerCf)),
+      conversations_(log->cf(kConversationsCf)),
+      conversations_by_owner_(log->cf(kConversationsByOwnerCf)),
+      messages_(log->cf(kMessagesCf)),
+      message_ids_(log->cf(kMessageIdsCf)),
+      meta_(log->cf(kMetaCf)) {}
+
+Result<std::optional<std::string>> ReadModels::GetRaw(
+    rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+    const LogBatch* batch) const {
+  if (batch != nullptr) return batch->Get(cf, key);
+  std::string value;
+  rocksdb::Status s = log_->db()->Get(
+      rocksdb::ReadOptions(), cf, rocksdb::Slice(key.data(), key.size()),
+      &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(s));
+  return std::optional<std::string>(std::move(value));
+}
+
+Result<std::optional<Versioned<Agent>>> ReadModels::GetAgent(
+    std::string_view id, const LogBatch* batch) const {
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(agents_, id, batch));
+  if (!raw) return std::optional<Versioned<Agent>>();
+  Versioned<Agent> agent;
+  CONVSTORE_ASSIGN_OR_RETURN(agent, DecodeAgentRecord(*raw));
+  return std::optional<Versioned<Agent>>(std::move(agent));
+}
+
+Result<std::optional<Versioned<Conversation>>> ReadModels::GetConversation(
+    std::string_view id, const LogBatch* batch) const {
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(conversations_, id, batch));
+  if (!raw) return std::optional<Versioned<Conversation>>();
+  Versioned<Conversation> c;
+  CONVSTORE_ASSIGN_OR_RETURN(c, DecodeConversationRecord(*raw));
+  return std::optional<Versioned<Conversation>>(std::move(c));
+}
+
+Result<uint64_t> ReadModels::Checkpoint() const {
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey, nullptr));
+  return raw ? DecodePositionKey(*raw) : uint64_t{0};
+}
+
+Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
+  struct Applier {
+    ReadModels& rm;
+    const RecordedEvent& e;
+    LogBatch& batch;
+
+    Status operator()(const AgentCreated& p) {
+      batch.Put(rm.agents_, p.agent.id, EncodeAgentRecord(p.agent, e.revision));
+      batch.Put(rm.agents_by_owner_, OwnerKey(p.agent.created_by, p.agent.id),
+                "");
+      return Status();
+    }
+    Status operator()(const AgentUpdated& p) {
+      std::optional<Versioned<Agent>> cur;
+      CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgent(p.agent_id, &batch));
+      if (!cur) return Status::Corruption("AgentUpdated for unknown agent");
+      Agent& a = cur->value;
+      a.name = p.name;
+      a.instructions = p.instructions;
+      a.dispatch_name = p.dispatch_name;
+      a.metadata = p.metadata;
+      a.updated_at_ms = p.updated_at_ms;
+      batch.Put(rm.agents_, a.id, EncodeAgentRecord(a, e.revision));
+      return Status();
+    }
+    Status operator()(const AgentDeleted& p) {
+      std::optional<Versioned<Agent>> cur;
+      CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgent(p.agent_id, &batch));
+      if (!cur) return Status::Corruption("AgentDeleted for unknown agent");
+      batch.Delete(rm.agents_, p.agent_id);
+      batch.Delete(rm.agents_by_owner_,
+                   OwnerKey(cur->value.created_by, p.agent_id));
+      return Status();
+    }
+    Status operator()(const ConversationCreated& p) {
+      const Conversation& c = p.conversation;
+      batch.Put(rm.conversations_, c.id,
+                EncodeConversationRecord(c, e.revision));
+      batch.Put(rm.conversations_by_owner_, OwnerKey(c.created_by, c.id), "");
+      return Status();
+    }
+    Status operator()(const ConversationUpdated& p) {
+      std::optional<Versioned<Conversation>> cur;
+      CONVSTORE_ASSIGN_OR_RETURN(cur,
+                                 rm.GetConversation(p.conversation_id, &batch));
+      if (!cur) return Status::Corruption("update of unknown conversation");
+      cur->value.title = p.title;
+      cur->value.metadata = p.metadata;
+      cur->value.updated_at_ms = p.updated_at_ms;
+      batch.Put(rm.conversations_, p.conversation_id,
+                EncodeConversationRecord(cur->value, e.revision));
+      return Status();
+    }
+    Status operator()(const ConversationStatusChanged& p) {
+      std::optional<Versioned<Conversation>> cur;
+      CONVSTORE_ASSIGN_OR_RETURN(cur,
+                                 rm.GetConversation(p.conversation_id, &batch));
+      if (!cur) return Status::Corruption("status of unknown conversation");
+      cur->value.status = p.to;
+      cur->value.updated_at_ms = p.updated_at_ms;
+      batch.Put(rm.conversations_, p.conversation_id,
+                EncodeConversationRecord(cur->value, e.revision));
+      return Status();
+    }
+    Status operator()(const MessageAppended& p) {
+      std::string key = MessageKey(p.message.conversation_id, e.revision);
+      batch.Put(rm.messages_, key, RenderMessage(p.message));
+      batch.Put(rm.message_ids_, p.message.id, key);
+      return Status();
+    }
+  };
+  CONVSTORE_RETURN_IF_ERROR(std::visit(Applier{*this, event, batch},
+                                       event.payload));
+  batch.Put(meta_, kCheckpointKey, EncodePositionKey(event.position));
+  return Status();
+}
+
+Status ReadModels::CatchUp() {
+  constexpr size_t kChunk = 4096;
+  uint64_t checkpoint;
+  CONVSTORE_ASSIGN_OR_RETURN(checkpoint, Checkpoint());
+  while (checkpoint < log_->head()) {
+    std::vector<RecordedEvent> events;
+    CONVSTORE_ASSIGN_OR_RETURN(events, log_->ReadRange(checkpoint + 1, kChunk));
+    if (events.empty()) break;
+    LogBatch batch(log_);
+    for (const RecordedEvent& e : events) {
+      if (e.position != checkpoint + 1) {
+        return Status::Corruption("gap in the log at position " +
+                                  std::to_string(checkpoint + 1));
+      }
+      CONVSTORE_RETURN_IF_ERROR(Apply(e, batch));
+      checkpoint = e.position;
+    }
+    CONVSTORE_RETURN_IF_ERROR(batch.Commit());
+  }
+  return Status();
+}
+
+template <typename T, typename Decode>
+Result<Page<Versioned<T>>> ReadModels::ListByOwner(
+    const ListQuery& query, rocksdb::ColumnFamilyHandle* primary,
+    rocksdb::ColumnFamilyHandle* by_owner, Decode decode,
+    const std::function<bool(const T&)>& keep) const {
+  Page<Versioned<T>> page;
+  // Admins list everyone's items straight off the primary table; users walk
+  // their own index.
+  const bool all = query.actor.admin;
+  rocksdb::ColumnFamilyHandle* cf = all ? primary : by_owner;
+  const std::string prefix = all ? "" : OwnerKey(query.actor.user_id, "");
+  rocksdb::ReadOptions options;
+  const rocksdb::Snapshot* snapshot = log_->db()->GetSnapshot();
+  options.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(options, cf));
+  if (query.after) {
+    std::string start = prefix + *query.after;
+    it->SeekForPrev(start);
+    if (it->Valid() && it->key().ToStringView() == start) it->Prev();
+  } else if (all) {
+    it->SeekToLast();
+  } else {
+    std::string end = prefix;
+    end.back() = '\x01';  // just past "<owner>\0..."
+    it->SeekForPrev(end);
+    if (it->Valid() && it->key().ToStringView() == end) it->Prev();
+  }
+  Status status;
+  for (; it->Valid() && HasPrefix(it->key(), prefix); it->Prev()) {
+    std::string_view id = it->key().ToStringView().substr(prefix.size());
+    std::string value;
+    if (all) {
+      value = it->value().ToString();
+    } else {
+      rocksdb::Status s = log_->db()->Get(options, primary,
+                                          rocksdb::Slice(id.data(), id.size()),
+                                          &value);
+      if (s.IsNotFound()) continue;
+      if (!s.ok()) {
+        status = FromRocks(s);
+        break;
+      }
+    }
+    auto decoded = decode(value);
+    if (!decoded.ok()) {
+      status = decoded.status();
+      break;
+    }
+    if (!keep(decoded->value)) continue;
+    if (page.items.size() == query.limit) {
+      page.has_more = true;
+      break;
+    }
+    page.items.push_back(std::move(*decoded));
+  }
+  if (status.ok()) status = FromRocks(it->status());
+  it.reset();
+  log_->db()->ReleaseSnapshot(snapshot);
+  if (!status.ok()) return status;
+  return page;
+}
+
+Result<Page<Versioned<Agent>>> ReadModels::ListAgents(
+    const ListQuery& query) const {
+  return ListByOwner<Agent>(query, agents_, agents_by_owner_,
+                            DecodeAgentRecord,
+                            [](const Agent&) { return true; });
+}
+
+Result<Page<Versioned<Conversation>>> ReadModels::ListConversations(
+    const ListQuery& query) const {
+  return ListByOwner<Conversation>(
+      query, conversations_, conversations_by_owner_, DecodeConversationRecord,
+      [&query](const Conversation& c) {
+        return (!query.agent_id || c.agent_id == *query.agent_id) &&
+               (!query.status || c.status == *query.status);
+      });
+}
+
+Result<Page<std::string>> ReadModels::ListMessages(
+    std::string_view conversation_id, std::optional<std::string> after,
+    size_t limit) const {
+  const std::string prefix = MessagePrefix(conversation_id);
+  std::string start = prefix;
+  if (after) {
+    std::optional<std::string> key;
+    CONVSTORE_ASSIGN_OR_RETURN(key, GetRaw(message_ids_, *after, nullptr));
+    if (!key || !HasPrefix(*key, prefix)) {
+      return Status::InvalidArgument(
+          "'after' is not a message of this conversation.", "after");
+    }
+    start = *key;
+  }
+  Page<std::string> page;
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), messages_));
+  it->Seek(start);
+  if (after && it->Valid() && it->key().ToStringView() == start) it->Next();
+  for (; it->Valid() && HasPrefix(it->key(), prefix); it->Next()) {
+    if (page.items.size() == limit) {
+      page.has_more = true;
+      break;
+    }
+    page.items.push_back(it->value().ToString());
+  }
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
+  return page;
+}
+
+std::unique_ptr<MessageStream> ReadModels::StreamMessages(
+    std::string_view conversation_id) const {
+  return std::make_unique<SnapshotMessageStream>(
+      log_->db(), messages_, MessagePrefix(conversation_id));
+}
+
+}  // namespace convstore

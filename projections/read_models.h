@@ -1,0 +1,102 @@
+// ReadModels: the projection that turns events into the API's read models
+// (agents, conversations, messages and their per-owner indexes) and the read
+// side over them. Apply runs inside the log's write batch, so a committed
+// event and its read-model rows (and the checkpoint) land atomically; reads
+// see exactly the committed state. Rows derive from events alone, so a
+// rebuild from the log reproduces them byte for byte.
+// Thread-safety: Apply runs on the writer thread only; reads from any thread.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/decide.h"
+#include "core/model.h"
+#include "core/status.h"
+#include "eventlog/event_log.h"
+
+namespace convstore {
+
+struct ListQuery {
+  Actor actor;
+  size_t limit = 20;
+  std::optional<std::string> after;  // id of the last item of the prior page
+  std::optional<std::string> agent_id;
+  std::optional<ConversationStatus> status;
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  bool has_more = false;
+};
+
+// Streams a conversation's messages as a JSON array in bounded chunks, over a
+// consistent snapshot. Not thread-safe; one per response.
+class MessageStream {
+ public:
+  virtual ~MessageStream() = default;
+  // Next part of the array text ("[" ... "]"); nullopt once all is returned.
+  virtual Result<std::optional<std::string>> NextChunk(size_t max_bytes) = 0;
+};
+
+class ReadModels : public EventSink {
+ public:
+  // Column families this projection keeps; pass them to EventLog::Open.
+  static std::vector<std::string> ColumnFamilies();
+
+  explicit ReadModels(EventLog* log);
+
+  Status Apply(const RecordedEvent& event, LogBatch& batch) override;
+
+  // Replays events after the checkpoint up to the log head (after a crash
+  // between versions, or when the read models were dropped).
+  Status CatchUp();
+  // Position of the last event the read models reflect.
+  Result<uint64_t> Checkpoint() const;
+
+  // Reads through a pending batch (for decisions on the writer thread) or,
+  // with batch == nullptr, from the committed state.
+  Result<std::optional<Versioned<Agent>>> GetAgent(
+      std::string_view id, const LogBatch* batch = nullptr) const;
+  Result<std::optional<Versioned<Conversation>>> GetConversation(
+      std::string_view id, const LogBatch* batch = nullptr) const;
+
+  Result<Page<Versioned<Agent>>> ListAgents(const ListQuery& query) const;
+  Result<Page<Versioned<Conversation>>> ListConversations(
+      const ListQuery& query) const;
+
+  // Rendered message JSON objects, oldest first. `after` is a message id of
+  // this conversation (400 if it is not one).
+  Result<Page<std::string>> ListMessages(std::string_view conversation_id,
+                                         std::optional<std::string> after,
+                                         size_t limit) const;
+  std::unique_ptr<MessageStream> StreamMessages(
+      std::string_view conversation_id) const;
+
+ private:
+  Result<std::optional<std::string>> GetRaw(rocksdb::ColumnFamilyHandle* cf,
+                                            std::string_view key,
+                                            const LogBatch* batch) const;
+  template <typename T, typename Decode>
+  Result<Page<Versioned<T>>> ListByOwner(
+      const ListQuery& query, rocksdb::ColumnFamilyHandle* primary,
+      rocksdb::ColumnFamilyHandle* by_owner, Decode decode,
+      const std::function<bool(const T&)>& keep) const;
+
+  EventLog* log_;
+  rocksdb::ColumnFamilyHandle* agents_;
+  rocksdb::ColumnFamilyHandle* agents_by_owner_;
+  rocksdb::ColumnFamilyHandle* conversations_;
+  rocksdb::ColumnFamilyHandle* conversations_by_owner_;
+  rocksdb::ColumnFamilyHandle* messages_;
+  rocksdb::ColumnFamilyHandle* message_ids_;
+  rocksdb::ColumnFamilyHandle* meta_;
+};
+
+}  // namespace convstore
