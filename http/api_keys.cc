@@ -1,0 +1,189 @@
+#include "http/api_keys.h"
+
+#include <openssl/rand.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <chrono>
+#include <stdexcept>
+
+#include "core/encoding.h"
+#include "core/ids.h"
+
+namespace convstore::http {
+namespace {
+
+namespace json = boost::json;
+
+constexpr char kKeysByHashCf[] = "api_keys";
+constexpr char kKeyIdsCf[] = "api_key_ids";
+
+std::string KeyHash(std::string_view plaintext) {
+  return HexEncode(Sha256(plaintext));
+}
+
+std::string EncodeRecord(const ApiKeyRecord& r) {
+  json::object o;
+  o["id"] = r.id;
+  o["user_id"] = r.user_id;
+  o["role"] = ToString(r.role);
+  o["created_at"] = r.created_at_ms;
+  if (r.revoked_at_ms) o["revoked_at"] = *r.revoked_at_ms;
+  return json::serialize(o);
+}
+
+Result<ApiKeyRecord> DecodeRecord(std::string_view bytes) {
+  boost::system::error_code ec;
+  json::value v = json::parse(bytes, ec);
+  if (ec || !v.is_object()) return Status::Corruption("api key record");
+  const json::object& o = v.as_object();
+  ApiKeyRecord r;
+  if (auto* p = o.if_contains("id"); p && p->is_string()) r.id = p->as_string();
+  if (auto* p = o.if_contains("user_id"); p && p->is_string()) {
+    r.user_id = p->as_string();
+  }
+  if (auto* p = o.if_contains("role"); p && p->is_string()) {
+    r.role = p->as_string() == "admin" ? KeyRole::kAdmin : KeyRole::kUser;
+  }
+  if (auto* p = o.if_contains("created_at"); p && p->is_int64()) {
+    r.created_at_ms = p->as_int64();
+  }
+  if (auto* p = o.if_contains("revoked_at"); p && p->is_int64()) {
+    r.revoked_at_ms = p->as_int64();
+  }
+  return r;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void RandomBytes(unsigned char* out, size_t n) {
+  if (RAND_bytes(out, static_cast<int>(n)) != 1) {
+    // Without entropy we cannot mint ids or keys safely; this is fatal.
+    throw std::runtime_error("RAND_bytes failed");
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> ApiKeyStore::ColumnFamilies() {
+  return {kKeysByHashCf, kKeyIdsCf};
+}
+
+ApiKeyStore::ApiKeyStore(EventLog* log)
+    : log_(log), by_hash_(log->cf(kKeysByHashCf)), by_id_(log->cf(kKeyIdsCf)) {}
+
+Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
+  const Status missing = Status::Unauthenticated(
+      "Missing API key. Send 'Authorization: Bearer <api key>'.");
+  const Status invalid = Status::Unauthenticated("Invalid API key.");
+  if (authorization.empty()) return missing;
+  size_t space = authorization.find(' ');
+  if (space == std::string_view::npos ||
+      !EqualsIgnoreCase(authorization.substr(0, space), "bearer")) {
+    return missing;
+  }
+  std::string_view key = authorization.substr(space + 1);
+  while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
+  if (key.empty() || key.size() > 256) return invalid;
+  const std::string hash = KeyHash(key);
+  std::string value;
+  rocksdb::Status s =
+      log_->db()->Get(rocksdb::ReadOptions(), by_hash_, hash, &value);
+  if (s.IsNotFound()) return invalid;
+  if (!s.ok()) return Status::IOError(s.ToString());
+  // The record is found by its hash; the compare below is constant-time so
+  // that no timing difference depends on the key's bytes.
+  ApiKeyRecord r;
+  CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(value));
+  std::string stored_hash;
+  if (!log_->db()->Get(rocksdb::ReadOptions(), by_id_, r.id, &stored_hash)
+           .ok() ||
+      !ConstantTimeEquals(stored_hash, hash)) {
+    return invalid;
+  }
+  if (r.revoked_at_ms) return Status::Unauthenticated("API key was revoked.");
+  return Actor{r.user_id, r.role == KeyRole::kAdmin};
+}
+
+ApiKeyRecord ApiKeyStore::Create(LogBatch& batch, std::string_view plaintext,
+                                 const std::string& user_id, KeyRole role,
+                                 int64_t now_ms, std::string id) const {
+  ApiKeyRecord r{std::move(id), user_id, role, now_ms, std::nullopt};
+  const std::string hash = KeyHash(plaintext);
+  batch.Put(by_hash_, hash, EncodeRecord(r));
+  batch.Put(by_id_, r.id, hash);
+  return r;
+}
+
+Status ApiKeyStore::Revoke(LogBatch& batch, std::string_view id,
+                           int64_t now_ms) const {
+  std::optional<std::string> hash;
+  CONVSTORE_ASSIGN_OR_RETURN(hash, batch.Get(by_id_, id));
+  if (!hash) return Status::NotFound("API key not found.");
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, batch.Get(by_hash_, *hash));
+  if (!raw) return Status::NotFound("API key not found.");
+  ApiKeyRecord r;
+  CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(*raw));
+  if (!r.revoked_at_ms) {
+    r.revoked_at_ms = now_ms;
+    batch.Put(by_hash_, *hash, EncodeRecord(r));
+  }
+  return Status();
+}
+
+Result<std::vector<ApiKeyRecord>> ApiKeyStore::List() const {
+  std::vector<ApiKeyRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), by_id_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string value;
+    rocksdb::Status s = log_->db()->Get(rocksdb::ReadOptions(), by_hash_,
+                                        it->value(), &value);
+    if (!s.ok()) continue;
+    ApiKeyRecord r;
+    CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(value));
+    out.push_back(std::move(r));
+  }
+  if (!it->status().ok()) return Status::IOError(it->status().ToString());
+  return out;
+}
+
+Result<bool> ApiKeyStore::Empty() const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), by_id_));
+  it->SeekToFirst();
+  if (!it->status().ok()) return Status::IOError(it->status().ToString());
+  return !it->Valid();
+}
+
+std::string NewApiKeyText() {
+  std::array<unsigned char, 32> bytes;
+  RandomBytes(bytes.data(), bytes.size());
+  return "csk_" + Base64UrlEncode(std::string_view(
+                      reinterpret_cast<const char*>(bytes.data()),
+                      bytes.size()));
+}
+
+std::string NewUuid(int64_t now_ms) {
+  std::array<uint8_t, 10> random;
+  RandomBytes(random.data(), random.size());
+  return MakeUuidV7(now_ms, random);
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace convstore::http

@@ -1,0 +1,55 @@
+// ApiKeyStore: API keys, kept beside the log in RocksDB and only as SHA-256
+// hashes; the plaintext exists once, in the response that creates it.
+// Thread-safety: reads from any thread; writes go through a LogBatch on the
+// writer thread, so a key is durable before anyone is told it exists.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/decide.h"
+#include "core/validation.h"
+#include "eventlog/event_log.h"
+
+namespace convstore::http {
+
+struct ApiKeyRecord {
+  std::string id;
+  std::string user_id;
+  KeyRole role = KeyRole::kUser;
+  int64_t created_at_ms = 0;
+  std::optional<int64_t> revoked_at_ms;
+};
+
+class ApiKeyStore {
+ public:
+  static std::vector<std::string> ColumnFamilies();
+  explicit ApiKeyStore(EventLog* log);
+
+  // Checks an Authorization header value ("Bearer <key>", scheme in any
+  // case). Missing, malformed, unknown or revoked: Unauthenticated.
+  Result<Actor> Authenticate(std::string_view authorization) const;
+
+  // Stores a new key's hash. `plaintext` comes from NewApiKeyText().
+  ApiKeyRecord Create(LogBatch& batch, std::string_view plaintext,
+                      const std::string& user_id, KeyRole role,
+                      int64_t now_ms, std::string id) const;
+  Status Revoke(LogBatch& batch, std::string_view id, int64_t now_ms) const;
+  Result<std::vector<ApiKeyRecord>> List() const;
+  Result<bool> Empty() const;
+
+ private:
+  EventLog* log_;
+  rocksdb::ColumnFamilyHandle* by_hash_;
+  rocksdb::ColumnFamilyHandle* by_id_;
+};
+
+// A fresh random key: "csk_" + 43 base64url characters (256 bits).
+std::string NewApiKeyText();
+// A fresh UUIDv7 for `now_ms`, from the OS's random source.
+std::string NewUuid(int64_t now_ms);
+int64_t NowMillis();
+
+}  // namespace convstore::http

@@ -1,0 +1,105 @@
+#include "http/api_response.h"
+
+#include <boost/json.hpp>
+
+namespace convstore::http {
+namespace {
+
+const char* ErrorType(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument:
+      return "invalid_request_error";
+    case ErrorKind::kUnauthenticated:
+      return "authentication_error";
+    case ErrorKind::kPermissionDenied:
+      return "permission_error";
+    case ErrorKind::kNotFound:
+      return "not_found_error";
+    case ErrorKind::kConflict:
+      return "conflict_error";
+    case ErrorKind::kPreconditionFailed:
+      return "precondition_failed";
+    case ErrorKind::kIdempotencyMismatch:
+    case ErrorKind::kIdempotencyInFlight:
+      return "idempotency_error";
+    case ErrorKind::kUnavailable:
+      return "unavailable";
+    default:
+      return "internal_error";
+  }
+}
+
+}  // namespace
+
+const std::string* ApiResponse::FindHeader(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+unsigned HttpStatusFor(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kOk:
+      return 200;
+    case ErrorKind::kInvalidArgument:
+      return 400;
+    case ErrorKind::kUnauthenticated:
+      return 401;
+    case ErrorKind::kPermissionDenied:
+      return 403;
+    case ErrorKind::kNotFound:
+      return 404;
+    case ErrorKind::kConflict:
+    case ErrorKind::kIdempotencyInFlight:
+      return 409;
+    case ErrorKind::kPreconditionFailed:
+      return 412;
+    case ErrorKind::kIdempotencyMismatch:
+      return 422;
+    case ErrorKind::kUnavailable:
+    case ErrorKind::kIOError:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+ApiResponse JsonResponse(unsigned status, const boost::json::value& body) {
+  ApiResponse r;
+  r.status = status;
+  r.body = boost::json::serialize(body);
+  return r;
+}
+
+ApiResponse ErrorResponse(const Status& status) {
+  unsigned code = HttpStatusFor(status.kind());
+  // Storage faults and corruption are reported without internals (paths,
+  // RocksDB messages); those go to the server log instead.
+  std::string message = status.message();
+  if (status.kind() == ErrorKind::kIOError) {
+    message = "The store cannot accept writes right now.";
+  } else if (code == 500) {
+    message = "Internal server error.";
+  }
+  boost::json::object err;
+  err["message"] = message;
+  err["type"] = ErrorType(status.kind());
+  err["param"] = status.param().empty() ? boost::json::value(nullptr)
+                                        : boost::json::value(status.param());
+  err["code"] = status.code().empty() ? boost::json::value(nullptr)
+                                      : boost::json::value(status.code());
+  boost::json::object body;
+  body["error"] = std::move(err);
+  ApiResponse r = JsonResponse(code, body);
+  if (code == 401) r.AddHeader("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+}  // namespace convstore::http

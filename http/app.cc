@@ -1,0 +1,890 @@
+#include "http/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+#include <map>
+
+#include "core/decide.h"
+#include "core/encoding.h"
+#include "core/ids.h"
+#include "core/livekit_token.h"
+#include "core/model_json.h"
+#include "core/validation.h"
+
+namespace convstore::http {
+namespace {
+
+namespace json = boost::json;
+namespace urls = boost::urls;
+
+std::string ETag(uint64_t revision) {
+  return "\"" + std::to_string(revision) + "\"";
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// If-Match: "*" or one strong ETag. Anything else (weak tags, lists, junk)
+// cannot match a strong ETag, so it yields a revision that never matches.
+std::optional<IfMatch> ParseIfMatch(const std::optional<std::string>& header) {
+  if (!header) return std::nullopt;
+  std::string_view v = Trim(*header);
+  if (v == "*") return IfMatch{true, 0};
+  if (v.size() >= 3 && v.front() == '"' && v.back() == '"') {
+    std::string_view digits = v.substr(1, v.size() - 2);
+    uint64_t n = 0;
+    bool ok = digits.size() <= 19;
+    for (char c : digits) {
+      if (c < '0' || c > '9') ok = false;
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (ok) return IfMatch{false, n};
+  }
+  return IfMatch{false, UINT64_MAX};
+}
+
+bool IsJsonContentType(std::string_view content_type) {
+  std::string_view media = content_type.substr(0, content_type.find(';'));
+  return Lower(Trim(media)) == "application/json";
+}
+
+// Parses `limit` within [1, max]; absent gives `fallback`.
+Result<size_t> ParseLimit(const std::map<std::string, std::string>& query,
+                          size_t fallback, size_t max) {
+  auto it = query.find("limit");
+  if (it == query.end()) return fallback;
+  const std::string& v = it->second;
+  size_t n = 0;
+  bool ok = !v.empty() && v.size() <= 7;
+  for (char c : v) {
+    if (c < '0' || c > '9') ok = false;
+    n = n * 10 + static_cast<size_t>(c - '0');
+  }
+  if (!ok || n < 1 || n > max) {
+    return Status::InvalidArgument(
+        "'limit' must be an integer from 1 to " + std::to_string(max) + ".",
+        "limit");
+  }
+  return n;
+}
+
+std::string EncodeCursor(std::string_view id) { return Base64UrlEncode(id); }
+
+Result<std::string> DecodeCursor(std::string_view cursor,
+                                 bool (*valid)(std::string_view)) {
+  std::optional<std::string> id = Base64UrlDecode(cursor);
+  if (!id || !valid(*id)) {
+    return Status::InvalidArgument("'after' is not a valid cursor.", "after");
+  }
+  return *id;
+}
+
+std::string QueryString(const std::vector<std::pair<std::string, std::string>>& params) {
+  urls::url u;
+  for (const auto& [k, v] : params) u.params().append({k, v});
+  return std::string(u.encoded_query());
+}
+
+std::string NextLink(std::string_view path,
+                     const std::vector<std::pair<std::string, std::string>>& params) {
+  return "<" + std::string(path) + "?" + QueryString(params) + ">; rel=\"next\"";
+}
+
+struct RequestCtx {
+  ApiRequest request;
+  std::vector<std::string> segments;  // decoded path segments
+  std::string path;
+  std::map<std::string, std::string> query;
+  Actor actor;
+};
+
+}  // namespace
+
+class App::Handlers {
+ public:
+  explicit Handlers(App& app) : app_(app) {}
+
+  void Route(RequestCtx& ctx, Respond respond);
+
+ private:
+  using Decider = std::function<Result<ApiResponse>(
+      LogBatch&, const DecideContext&, const EventMeta&)>;
+
+  // Decides and commits through the writer, with Idempotency-Key handling.
+  void Write(const RequestCtx& ctx, Decider decide, Respond respond);
+  Result<std::vector<RecordedEvent>> Append(LogBatch& batch,
+                                            const std::vector<NewEvent>& events,
+                                            const DecideContext& dctx,
+                                            const EventMeta& meta) {
+    return batch.Append(events, meta, dctx.new_uuid);
+  }
+
+  std::string RoomUrl(std::string_view room) const;
+  std::pair<std::string, int64_t> MintToken(const std::string& identity,
+                                            const TokenSpec& spec) const;
+  ApiResponse ConversationResponse(unsigned status, const Conversation& c,
+                                   uint64_t revision) const;
+  // Mints r.token_spec's token into r's body ("token", "expires_at").
+  void AddToken(ApiResponse& r, const std::string& identity) const;
+
+  // Routes.
+  void ListAgents(const RequestCtx& ctx, Respond respond);
+  void CreateAgent(const RequestCtx& ctx, Respond respond);
+  void GetAgent(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void UpdateAgent(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void DeleteAgent(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void ListConversations(const RequestCtx& ctx, Respond respond);
+  void CreateConversation(const RequestCtx& ctx, Respond respond);
+  void GetConversation(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void UpdateConversation(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void NewToken(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void ListMessages(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void AppendMessage(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void CreateApiKey(const RequestCtx& ctx, Respond respond);
+  void ListApiKeys(const RequestCtx& ctx, Respond respond);
+  void RevokeApiKey(const RequestCtx& ctx, const std::string& id, Respond respond);
+  ApiResponse Metrics() const;
+
+  App& app_;
+};
+
+// ---------------------------------------------------------------- App
+
+Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
+  std::unique_ptr<App> app(new App());
+  app->config_ = config;
+  EventLogOptions options;
+  for (auto* list : {&options.extra_column_families}) {
+    for (const auto& cf : ReadModels::ColumnFamilies()) list->push_back(cf);
+    for (const auto& cf : ApiKeyStore::ColumnFamilies()) list->push_back(cf);
+    for (const auto& cf : IdempotencyStore::ColumnFamilies()) list->push_back(cf);
+  }
+  CONVSTORE_ASSIGN_OR_RETURN(app->log_, EventLog::Open(config.data_dir, options));
+  app->read_models_ = std::make_unique<ReadModels>(app->log_.get());
+  app->log_->AddSink(app->read_models_.get());
+  app->keys_ = std::make_unique<ApiKeyStore>(app->log_.get());
+  app->idempotency_ = std::make_unique<IdempotencyStore>(app->log_.get());
+  CONVSTORE_RETURN_IF_ERROR(app->read_models_->CatchUp());
+
+  bool no_keys = false;
+  CONVSTORE_ASSIGN_OR_RETURN(no_keys, app->keys_->Empty());
+  if (no_keys) {
+    std::string key = config.bootstrap_admin_key.value_or(NewApiKeyText());
+    LogBatch batch(app->log_.get());
+    int64_t now = NowMillis();
+    app->keys_->Create(batch, key, "admin", KeyRole::kAdmin, now,
+                       "key_" + NewUuid(now));
+    CONVSTORE_RETURN_IF_ERROR(batch.Commit());
+    app->bootstrap_key_ = std::move(key);
+  }
+  app->writer_ = std::make_unique<GroupCommitWriter>(app->log_.get());
+  app->handlers_ = std::make_unique<Handlers>(*app);
+  app->ready_ = true;
+  return app;
+}
+
+App::~App() { StopWrites(); }
+
+void App::StopWrites() {
+  if (writer_) writer_->Stop();
+}
+
+void App::Handle(ApiRequest request, Respond respond) {
+  RequestCtx ctx;
+  auto parsed = urls::parse_origin_form(request.target);
+  if (!parsed) {
+    respond(ErrorResponse(Status::InvalidArgument("Malformed request target.")));
+    return;
+  }
+  ctx.path = std::string(parsed->path());
+  for (auto seg : parsed->segments()) ctx.segments.push_back(seg);
+  for (auto param : parsed->params()) {
+    ctx.query.emplace(param.key, param.value);
+  }
+  ctx.request = std::move(request);
+  handlers_->Route(ctx, std::move(respond));
+}
+
+// ---------------------------------------------------------------- routing
+
+void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
+  const auto& s = ctx.segments;
+  const std::string& m = ctx.request.method;
+  auto not_found = [&] {
+    respond(ErrorResponse(Status::NotFound("No route for " + ctx.path + ".")));
+  };
+  auto method_not_allowed = [&](std::string allow) {
+    ApiResponse r = ErrorResponse(Status::InvalidArgument(
+        "Method " + m + " is not allowed on " + ctx.path + "."));
+    r.status = 405;
+    r.body = [&] {
+      json::object err;
+      err["message"] = "Method " + m + " is not allowed on " + ctx.path + ".";
+      err["type"] = "method_not_allowed";
+      err["param"] = nullptr;
+      err["code"] = nullptr;
+      json::object body;
+      body["error"] = std::move(err);
+      return json::serialize(body);
+    }();
+    r.AddHeader("Allow", std::move(allow));
+    respond(std::move(r));
+  };
+
+  if (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz" || s[0] == "metrics")) {
+    if (m != "GET" && m != "HEAD") return method_not_allowed("GET, HEAD");
+    if (s[0] == "healthz") return respond(JsonResponse(200, {{"status", "ok"}}));
+    if (s[0] == "metrics") return respond(Metrics());
+    if (app_.ready()) return respond(JsonResponse(200, {{"status", "ready"}}));
+    return respond(ErrorResponse(Status::Unavailable("Not ready.")));
+  }
+  if (s.empty() || s[0] != "v1") return not_found();
+
+  // Auth comes first on /v1, even for unknown routes.
+  Result<Actor> actor = app_.keys_->Authenticate(ctx.request.authorization);
+  if (!actor.ok()) return respond(ErrorResponse(actor.status()));
+  ctx.actor = *actor;
+
+  const bool has_body = m == "POST" || m == "PATCH";
+  auto dispatch = [&](const char* allow, auto&& handler) {
+    std::string_view allowed(allow);
+    // An exact token match within the Allow list.
+    bool ok = false;
+    size_t pos = 0;
+    while (pos <= allowed.size()) {
+      size_t end = allowed.find(", ", pos);
+      if (end == std::string_view::npos) end = allowed.size();
+      if (allowed.substr(pos, end - pos) == m) ok = true;
+      pos = end + 2;
+    }
+    if (!ok) return method_not_allowed(allow);
+    if (has_body && !IsJsonContentType(ctx.request.content_type)) {
+      ApiResponse r = ErrorResponse(Status::InvalidArgument(
+          "Content-Type must be application/json."));
+      r.status = 415;
+      json::value body = json::parse(r.body);
+      body.as_object()["error"].as_object()["type"] = "unsupported_media_type";
+      r.body = json::serialize(body);
+      return respond(std::move(r));
+    }
+    if (ctx.request.idempotency_key &&
+        (ctx.request.idempotency_key->empty() ||
+         ctx.request.idempotency_key->size() > 255)) {
+      return respond(ErrorResponse(Status::InvalidArgument(
+          "Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key")));
+    }
+    handler();
+  };
+
+  if (s.size() == 2 && s[1] == "agents") {
+    return dispatch("GET, POST", [&] {
+      m == "GET" ? ListAgents(ctx, respond) : CreateAgent(ctx, respond);
+    });
+  }
+  if (s.size() == 3 && s[1] == "agents") {
+    return dispatch("GET, PATCH, DELETE", [&] {
+      if (m == "GET") GetAgent(ctx, s[2], respond);
+      else if (m == "PATCH") UpdateAgent(ctx, s[2], respond);
+      else DeleteAgent(ctx, s[2], respond);
+    });
+  }
+  if (s.size() == 2 && s[1] == "conversations") {
+    return dispatch("GET, POST", [&] {
+      m == "GET" ? ListConversations(ctx, respond)
+                 : CreateConversation(ctx, respond);
+    });
+  }
+  if (s.size() == 3 && s[1] == "conversations") {
+    return dispatch("GET, PATCH", [&] {
+      m == "GET" ? GetConversation(ctx, s[2], respond)
+                 : UpdateConversation(ctx, s[2], respond);
+    });
+  }
+  if (s.size() == 4 && s[1] == "conversations" && s[3] == "token") {
+    return dispatch("POST", [&] { NewToken(ctx, s[2], respond); });
+  }
+  if (s.size() == 4 && s[1] == "conversations" && s[3] == "messages") {
+    return dispatch("GET, POST", [&] {
+      m == "GET" ? ListMessages(ctx, s[2], respond)
+                 : AppendMessage(ctx, s[2], respond);
+    });
+  }
+  if (s.size() >= 3 && s[1] == "admin" && s[2] == "api-keys" && s.size() <= 4) {
+    if (!ctx.actor.admin) {
+      return respond(ErrorResponse(
+          Status::PermissionDenied("This route needs an admin API key.")));
+    }
+    if (s.size() == 3) {
+      return dispatch("GET, POST", [&] {
+        m == "GET" ? ListApiKeys(ctx, respond) : CreateApiKey(ctx, respond);
+      });
+    }
+    return dispatch("DELETE", [&] { RevokeApiKey(ctx, s[3], respond); });
+  }
+  not_found();
+}
+
+// ---------------------------------------------------------------- writes
+
+void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
+                          Respond respond) {
+  const Actor actor = ctx.actor;
+  std::optional<std::string> key = ctx.request.idempotency_key;
+  std::string hash;
+  IdempotencyStore& idem = *app_.idempotency_;
+  if (key) {
+    hash = IdempotencyStore::RequestHash(ctx.request.method, ctx.path,
+                                         ctx.request.body);
+    auto stored = idem.Find(actor.user_id, *key, NowMillis());
+    if (!stored.ok()) return respond(ErrorResponse(stored.status()));
+    if (*stored) {
+      const StoredResponse& sr = **stored;
+      if (sr.request_hash != hash) {
+        return respond(ErrorResponse(Status::IdempotencyMismatch(
+            "This Idempotency-Key was used with a different request.")));
+      }
+      ApiResponse r;
+      r.status = sr.status;
+      r.body = sr.body;
+      if (!sr.location.empty()) r.AddHeader("Location", sr.location);
+      if (!sr.etag.empty()) r.AddHeader("ETag", sr.etag);
+      if (sr.token) {
+        r.token_spec = sr.token;
+        AddToken(r, actor.user_id);
+      }
+      r.AddHeader("Idempotent-Replayed", "true");
+      return respond(std::move(r));
+    }
+    if (!idem.TryBegin(actor.user_id, *key)) {
+      return respond(ErrorResponse(Status::IdempotencyInFlight(
+          "A request with this Idempotency-Key is still in flight.")));
+    }
+  }
+
+  auto outcome = std::make_shared<ApiResponse>();
+  std::string path = ctx.path;
+  auto work = [this, actor, key, hash, decide = std::move(decide),
+               outcome](LogBatch& batch) -> Status {
+    DecideContext dctx;
+    dctx.actor = actor;
+    dctx.now_ms = NowMillis();
+    int64_t now = dctx.now_ms;
+    dctx.new_uuid = [now] { return NewUuid(now); };
+    EventMeta meta{actor.user_id, key.value_or(""), dctx.now_ms};
+    batch.SetSavePoint();
+    Result<ApiResponse> decided = decide(batch, dctx, meta);
+    if (decided.ok()) {
+      batch.PopSavePoint();
+      *outcome = std::move(*decided);
+    } else {
+      batch.RollbackToSavePoint();
+      *outcome = ErrorResponse(decided.status());
+    }
+    if (outcome->status >= 500) return decided.status();
+    if (key) {
+      StoredResponse sr;
+      sr.request_hash = hash;
+      sr.status = outcome->status;
+      sr.created_at_ms = dctx.now_ms;
+      if (const std::string* h = outcome->FindHeader("Location")) sr.location = *h;
+      if (const std::string* h = outcome->FindHeader("ETag")) sr.etag = *h;
+      sr.body = outcome->body;
+      if (outcome->token_spec || outcome->body_has_secret_key) {
+        // Secrets are never stored: drop them from the kept body.
+        json::value body = json::parse(outcome->body);
+        body.as_object().erase("token");
+        body.as_object().erase("expires_at");
+        if (outcome->body_has_secret_key) body.as_object().erase("key");
+        sr.body = json::serialize(body);
+        sr.token = outcome->token_spec;
+      }
+      app_.idempotency_->Put(batch, actor.user_id, *key, sr);
+    }
+    return Status();
+  };
+  auto done = [this, actor, key, outcome,
+               respond = std::move(respond)](const Status& status) {
+    if (key) app_.idempotency_->End(actor.user_id, *key);
+    if (!status.ok()) {
+      if (status.kind() == ErrorKind::kIOError ||
+          status.kind() == ErrorKind::kCorruption) {
+        spdlog::error("write failed: {}", status.ToString());
+      }
+      return respond(ErrorResponse(status));
+    }
+    respond(std::move(*outcome));
+  };
+  app_.writer_->Submit(std::move(work), std::move(done));
+}
+
+// ---------------------------------------------------------------- helpers
+
+std::string App::Handlers::RoomUrl(std::string_view room) const {
+  std::string out = app_.config_.livekit.room_url_template;
+  auto replace = [&out](std::string_view from, std::string_view to) {
+    for (size_t pos = out.find(from); pos != std::string::npos;
+         pos = out.find(from, pos + to.size())) {
+      out.replace(pos, from.size(), to);
+    }
+  };
+  replace("{livekit_url}", app_.config_.livekit.url);
+  replace("{room}", room);
+  return out;
+}
+
+std::pair<std::string, int64_t> App::Handlers::MintToken(
+    const std::string& identity, const TokenSpec& spec) const {
+  const LiveKitConfig& lk = app_.config_.livekit;
+  LiveKitTokenRequest req;
+  req.api_key = lk.api_key;
+  req.api_secret = lk.api_secret;
+  req.identity = identity;
+  req.room_name = spec.room_name;
+  req.dispatch_name = spec.dispatch_name;
+  req.conversation_id = spec.conversation_id;
+  req.now_s = NowMillis() / 1000;
+  req.ttl_s = lk.token_ttl_s;
+  return {MintLiveKitToken(req), req.now_s + req.ttl_s};
+}
+
+void App::Handlers::AddToken(ApiResponse& r,
+                             const std::string& identity) const {
+  auto [token, exp] = MintToken(identity, *r.token_spec);
+  json::value body = json::parse(r.body);
+  body.as_object()["token"] = token;
+  if (r.token_spec->with_expiry) {
+    body.as_object()["expires_at"] = FormatRfc3339Millis(exp * 1000);
+  }
+  r.body = json::serialize(body);
+}
+
+ApiResponse App::Handlers::ConversationResponse(unsigned status,
+                                                const Conversation& c,
+                                                uint64_t revision) const {
+  ApiResponse r = JsonResponse(status, ConversationToJson(c, RoomUrl(c.id)));
+  r.AddHeader("ETag", ETag(revision));
+  return r;
+}
+
+// ---------------------------------------------------------------- agents
+
+void App::Handlers::ListAgents(const RequestCtx& ctx, Respond respond) {
+  ListQuery q;
+  q.actor = ctx.actor;
+  auto limit = ParseLimit(ctx.query, 20, 100);
+  if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+  q.limit = *limit;
+  if (auto it = ctx.query.find("after"); it != ctx.query.end()) {
+    auto id = DecodeCursor(it->second, IsAgentId);
+    if (!id.ok()) return respond(ErrorResponse(id.status()));
+    q.after = *id;
+  }
+  auto page = app_.read_models_->ListAgents(q);
+  if (!page.ok()) return respond(ErrorResponse(page.status()));
+  json::array items;
+  for (const auto& a : page->items) items.push_back(AgentToJson(a.value));
+  ApiResponse r = JsonResponse(200, items);
+  if (page->has_more) {
+    r.AddHeader("Link", NextLink("/v1/agents",
+                                 {{"limit", std::to_string(q.limit)},
+                                  {"after", EncodeCursor(page->items.back().value.id)}}));
+  }
+  respond(std::move(r));
+}
+
+void App::Handlers::CreateAgent(const RequestCtx& ctx, Respond respond) {
+  auto req = ParseCreateAgent(ctx.request.body);
+  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  Write(ctx,
+        [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
+                                      const EventMeta& meta) -> Result<ApiResponse> {
+          Decision<Agent> d;
+          CONVSTORE_ASSIGN_OR_RETURN(d, DecideCreateAgent(req, dctx));
+          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          ApiResponse r = JsonResponse(201, AgentToJson(d.result));
+          r.AddHeader("Location", "/v1/agents/" + d.result.id);
+          r.AddHeader("ETag", ETag(d.revision));
+          return r;
+        },
+        std::move(respond));
+}
+
+void App::Handlers::GetAgent(const RequestCtx& ctx, const std::string& id,
+                             Respond respond) {
+  std::optional<Versioned<Agent>> agent;
+  if (IsAgentId(id)) {
+    auto got = app_.read_models_->GetAgent(id);
+    if (!got.ok()) return respond(ErrorResponse(got.status()));
+    agent = std::move(*got);
+  }
+  Status access = CheckAccess(agent.has_value(),
+                              agent ? agent->value.created_by : "", ctx.actor,
+                              "Agent");
+  if (!access.ok()) return respond(ErrorResponse(access));
+  ApiResponse r = JsonResponse(200, AgentToJson(agent->value));
+  r.AddHeader("ETag", ETag(agent->revision));
+  respond(std::move(r));
+}
+
+void App::Handlers::UpdateAgent(const RequestCtx& ctx, const std::string& id,
+                                Respond respond) {
+  auto req = ParseUpdateAgent(ctx.request.body);
+  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
+  Write(ctx,
+        [this, id, if_match, req = std::move(*req)](
+            LogBatch& batch, const DecideContext& dctx,
+            const EventMeta& meta) -> Result<ApiResponse> {
+          std::optional<Versioned<Agent>> cur;
+          if (IsAgentId(id)) {
+            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models_->GetAgent(id, &batch));
+          }
+          Decision<Agent> d;
+          CONVSTORE_ASSIGN_OR_RETURN(d, DecideUpdateAgent(req, cur, if_match, dctx));
+          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          ApiResponse r = JsonResponse(200, AgentToJson(d.result));
+          r.AddHeader("ETag", ETag(d.revision));
+          return r;
+        },
+        std::move(respond));
+}
+
+void App::Handlers::DeleteAgent(const RequestCtx& ctx, const std::string& id,
+                                Respond respond) {
+  std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
+  Write(ctx,
+        [this, id, if_match](LogBatch& batch, const DecideContext& dctx,
+                             const EventMeta& meta) -> Result<ApiResponse> {
+          std::optional<Versioned<Agent>> cur;
+          if (IsAgentId(id)) {
+            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models_->GetAgent(id, &batch));
+          }
+          Decision<Agent> d;
+          CONVSTORE_ASSIGN_OR_RETURN(d, DecideDeleteAgent(cur, if_match, dctx));
+          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          ApiResponse r;
+          r.status = 204;
+          r.content_type.clear();
+          r.AddHeader("ETag", ETag(d.revision));
+          return r;
+        },
+        std::move(respond));
+}
+
+// ---------------------------------------------------------------- conversations
+
+void App::Handlers::ListConversations(const RequestCtx& ctx, Respond respond) {
+  ListQuery q;
+  q.actor = ctx.actor;
+  auto limit = ParseLimit(ctx.query, 20, 100);
+  if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+  q.limit = *limit;
+  std::vector<std::pair<std::string, std::string>> next = {
+      {"limit", std::to_string(q.limit)}};
+  if (auto it = ctx.query.find("agent_id"); it != ctx.query.end()) {
+    q.agent_id = it->second;
+    next.emplace_back("agent_id", it->second);
+  }
+  if (auto it = ctx.query.find("status"); it != ctx.query.end()) {
+    q.status = ParseConversationStatus(it->second);
+    if (!q.status) {
+      return respond(ErrorResponse(Status::InvalidArgument(
+          "'status' must be one of 'active', 'completed', 'archived'.",
+          "status")));
+    }
+    next.emplace_back("status", it->second);
+  }
+  if (auto it = ctx.query.find("after"); it != ctx.query.end()) {
+    auto id = DecodeCursor(it->second, IsConversationId);
+    if (!id.ok()) return respond(ErrorResponse(id.status()));
+    q.after = *id;
+  }
+  auto page = app_.read_models_->ListConversations(q);
+  if (!page.ok()) return respond(ErrorResponse(page.status()));
+  json::array items;
+  for (const auto& c : page->items) {
+    items.push_back(ConversationToJson(c.value, RoomUrl(c.value.id)));
+  }
+  ApiResponse r = JsonResponse(200, items);
+  if (page->has_more) {
+    next.emplace_back("after", EncodeCursor(page->items.back().value.id));
+    r.AddHeader("Link", NextLink("/v1/conversations", next));
+  }
+  respond(std::move(r));
+}
+
+void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
+  auto req = ParseCreateConversation(ctx.request.body);
+  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  Write(ctx,
+        [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
+                                      const EventMeta& meta) -> Result<ApiResponse> {
+          std::optional<Versioned<Agent>> agent;
+          if (IsAgentId(req.agent_id)) {
+            CONVSTORE_ASSIGN_OR_RETURN(
+                agent, app_.read_models_->GetAgent(req.agent_id, &batch));
+          }
+          Result<Decision<Conversation>> d =
+              DecideCreateConversation(req, agent, dctx);
+          if (!d.ok()) {
+            Status s = d.status();
+            if (s.kind() == ErrorKind::kNotFound) {
+              return Status::NotFound("Agent not found.", "agent_id");
+            }
+            if (s.kind() == ErrorKind::kPermissionDenied) {
+              return Status::PermissionDenied("Not authorized to use this agent.");
+            }
+            return s;
+          }
+          CONVSTORE_RETURN_IF_ERROR(Append(batch, d->events, dctx, meta).status());
+          const Conversation& c = d->result;
+          ApiResponse r = ConversationResponse(201, c, d->revision);
+          r.AddHeader("Location", "/v1/conversations/" + c.id);
+          r.token_spec = TokenSpec{c.id, c.id, agent->value.dispatch_name};
+          AddToken(r, dctx.actor.user_id);
+          return r;
+        },
+        std::move(respond));
+}
+
+void App::Handlers::GetConversation(const RequestCtx& ctx, const std::string& id,
+                                    Respond respond) {
+  std::optional<Versioned<Conversation>> c;
+  if (IsConversationId(id)) {
+    auto got = app_.read_models_->GetConversation(id);
+    if (!got.ok()) return respond(ErrorResponse(got.status()));
+    c = std::move(*got);
+  }
+  Status access = CheckAccess(c.has_value(), c ? c->value.created_by : "",
+                              ctx.actor, "Conversation");
+  if (!access.ok()) return respond(ErrorResponse(access));
+  respond(ConversationResponse(200, c->value, c->revision));
+}
+
+void App::Handlers::UpdateConversation(const RequestCtx& ctx,
+                                       const std::string& id, Respond respond) {
+  auto req = ParseUpdateConversation(ctx.request.body);
+  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
+  Write(ctx,
+        [this, id, if_match, req = std::move(*req)](
+            LogBatch& batch, const DecideContext& dctx,
+            const EventMeta& meta) -> Result<ApiResponse> {
+          std::optional<Versioned<Conversation>> cur;
+          if (IsConversationId(id)) {
+            CONVSTORE_ASSIGN_OR_RETURN(
+                cur, app_.read_models_->GetConversation(id, &batch));
+          }
+          Decision<Conversation> d;
+          CONVSTORE_ASSIGN_OR_RETURN(
+              d, DecideUpdateConversation(req, cur, if_match, dctx));
+          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          return ConversationResponse(200, d.result, d.revision);
+        },
+        std::move(respond));
+}
+
+void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
+                             Respond respond) {
+  Write(ctx,
+        [this, id](LogBatch& batch, const DecideContext& dctx,
+                   const EventMeta&) -> Result<ApiResponse> {
+          std::optional<Versioned<Conversation>> c;
+          if (IsConversationId(id)) {
+            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models_->GetConversation(id, &batch));
+          }
+          CONVSTORE_RETURN_IF_ERROR(CheckAccess(
+              c.has_value(), c ? c->value.created_by : "", dctx.actor,
+              "Conversation"));
+          if (c->value.status != ConversationStatus::kActive) {
+            return Status::Conflict("Conversation is " +
+                                        std::string(ToString(c->value.status)) +
+                                        "; tokens are issued only for an "
+                                        "active conversation.",
+                                    "conversation_not_active");
+          }
+          std::optional<Versioned<Agent>> agent;
+          CONVSTORE_ASSIGN_OR_RETURN(
+              agent, app_.read_models_->GetAgent(c->value.agent_id, &batch));
+          json::object body;
+          body["room_name"] = c->value.id;
+          body["room_url"] = RoomUrl(c->value.id);
+          ApiResponse r = JsonResponse(201, body);
+          r.token_spec = TokenSpec{
+              c->value.id, c->value.id,
+              agent ? agent->value.dispatch_name : std::nullopt,
+              /*with_expiry=*/true};
+          AddToken(r, dctx.actor.user_id);
+          return r;
+        },
+        std::move(respond));
+}
+
+// ---------------------------------------------------------------- messages
+
+void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
+                                 Respond respond) {
+  std::optional<Versioned<Conversation>> c;
+  if (IsConversationId(id)) {
+    auto got = app_.read_models_->GetConversation(id);
+    if (!got.ok()) return respond(ErrorResponse(got.status()));
+    c = std::move(*got);
+  }
+  Status access = CheckAccess(c.has_value(), c ? c->value.created_by : "",
+                              ctx.actor, "Conversation");
+  if (!access.ok()) return respond(ErrorResponse(access));
+
+  auto after_it = ctx.query.find("after");
+  if (ctx.query.find("limit") == ctx.query.end() && after_it == ctx.query.end()) {
+    ApiResponse r;
+    r.stream = app_.read_models_->StreamMessages(id);
+    return respond(std::move(r));
+  }
+  auto limit = ParseLimit(ctx.query, 1000, 1000);
+  if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+  std::optional<std::string> after;
+  if (after_it != ctx.query.end()) after = after_it->second;
+  auto page = app_.read_models_->ListMessages(id, after, *limit);
+  if (!page.ok()) return respond(ErrorResponse(page.status()));
+  ApiResponse r;
+  r.status = 200;
+  r.body = "[";
+  for (size_t i = 0; i < page->items.size(); ++i) {
+    if (i) r.body.push_back(',');
+    r.body += page->items[i];
+  }
+  r.body.push_back(']');
+  if (page->has_more) {
+    json::value last = json::parse(page->items.back());
+    std::string last_id(last.as_object()["id"].as_string());
+    r.AddHeader("Link", NextLink("/v1/conversations/" + id + "/messages",
+                                 {{"limit", std::to_string(*limit)},
+                                  {"after", last_id}}));
+  }
+  respond(std::move(r));
+}
+
+void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
+                                  Respond respond) {
+  auto req = ParseAppendMessage(ctx.request.body);
+  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  Write(ctx,
+        [this, id, req = std::move(*req)](LogBatch& batch,
+                                          const DecideContext& dctx,
+                                          const EventMeta& meta) -> Result<ApiResponse> {
+          std::optional<Versioned<Conversation>> c;
+          if (IsConversationId(id)) {
+            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models_->GetConversation(id, &batch));
+          }
+          Decision<Message> d;
+          CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
+          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          ApiResponse r;
+          r.status = 201;
+          r.body = RenderMessage(d.result);
+          return r;
+        },
+        std::move(respond));
+}
+
+// ---------------------------------------------------------------- admin
+
+void App::Handlers::CreateApiKey(const RequestCtx& ctx, Respond respond) {
+  auto req = ParseCreateApiKey(ctx.request.body);
+  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  Write(ctx,
+        [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
+                                      const EventMeta&) -> Result<ApiResponse> {
+          std::string key = NewApiKeyText();
+          ApiKeyRecord rec = app_.keys_->Create(batch, key, req.user_id, req.role,
+                                                dctx.now_ms, "key_" + dctx.new_uuid());
+          json::object body;
+          body["id"] = rec.id;
+          body["key"] = key;
+          body["user_id"] = rec.user_id;
+          body["role"] = ToString(rec.role);
+          body["created_at"] = FormatRfc3339Millis(rec.created_at_ms);
+          ApiResponse r = JsonResponse(201, body);
+          r.body_has_secret_key = true;
+          return r;
+        },
+        std::move(respond));
+}
+
+void App::Handlers::ListApiKeys(const RequestCtx&, Respond respond) {
+  auto keys = app_.keys_->List();
+  if (!keys.ok()) return respond(ErrorResponse(keys.status()));
+  json::array items;
+  for (const ApiKeyRecord& k : *keys) {
+    json::object o;
+    o["id"] = k.id;
+    o["user_id"] = k.user_id;
+    o["role"] = ToString(k.role);
+    o["created_at"] = FormatRfc3339Millis(k.created_at_ms);
+    o["revoked_at"] = k.revoked_at_ms
+                          ? json::value(FormatRfc3339Millis(*k.revoked_at_ms))
+                          : json::value(nullptr);
+    items.push_back(std::move(o));
+  }
+  respond(JsonResponse(200, items));
+}
+
+void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
+                                 Respond respond) {
+  Write(ctx,
+        [this, id](LogBatch& batch, const DecideContext& dctx,
+                   const EventMeta&) -> Result<ApiResponse> {
+          CONVSTORE_RETURN_IF_ERROR(app_.keys_->Revoke(batch, id, dctx.now_ms));
+          ApiResponse r;
+          r.status = 204;
+          r.content_type.clear();
+          return r;
+        },
+        std::move(respond));
+}
+
+// ---------------------------------------------------------------- metrics
+
+ApiResponse App::Handlers::Metrics() const {
+  const WriterStats& w = app_.writer_stats();
+  std::string out;
+  out += "# HELP convstore_log_head_position Position of the last committed event.\n";
+  out += "# TYPE convstore_log_head_position gauge\n";
+  out += "convstore_log_head_position " + std::to_string(app_.log_->head()) + "\n";
+  out += "# HELP convstore_append_batch_size Commands committed per synced write.\n";
+  out += "# TYPE convstore_append_batch_size histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < WriterStats::kBuckets; ++i) {
+    cumulative += w.batch_size_buckets[i].load();
+    std::string le = i + 1 == WriterStats::kBuckets
+                         ? "+Inf"
+                         : std::to_string((uint64_t{1} << (i + 1)) - 1);
+    out += "convstore_append_batch_size_bucket{le=\"" + le + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  out += "convstore_append_batch_size_sum " + std::to_string(w.commands.load()) + "\n";
+  out += "convstore_append_batch_size_count " + std::to_string(w.groups.load()) + "\n";
+  out += "# HELP convstore_fsync_seconds_total Time spent in synced log writes.\n";
+  out += "# TYPE convstore_fsync_seconds_total counter\n";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6f", w.commit_micros_total.load() / 1e6);
+  out += "convstore_fsync_seconds_total " + std::string(buf) + "\n";
+  ApiResponse r;
+  r.status = 200;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = std::move(out);
+  return r;
+}
+
+}  // namespace convstore::http

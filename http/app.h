@@ -1,0 +1,84 @@
+// App: convstore's API over an opened data directory. Handle() routes one
+// request; reads are answered on the calling thread from committed state,
+// writes are decided and committed by the GroupCommitWriter and answered
+// through `respond` once durable. Independent of any transport, so tests and
+// fuzzers can drive it without sockets. Thread-safety: Handle may be called
+// from many threads at once.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "eventlog/event_log.h"
+#include "eventlog/group_commit.h"
+#include "http/api_keys.h"
+#include "http/api_response.h"
+#include "http/idempotency.h"
+#include "projections/read_models.h"
+
+namespace convstore::http {
+
+struct LiveKitConfig {
+  std::string url = "ws://localhost:7880";
+  std::string api_key = "devkey";
+  std::string api_secret = "secret";  // never logged
+  int64_t token_ttl_s = 3600;
+  std::string room_url_template = "{livekit_url}/room/{room}";
+  bool dev_defaults = true;  // url/key/secret were not configured
+};
+
+struct AppConfig {
+  std::string data_dir = "./data";
+  LiveKitConfig livekit;
+  // Admin key to create on first start instead of a generated one.
+  std::optional<std::string> bootstrap_admin_key;
+};
+
+struct ApiRequest {
+  std::string method;
+  std::string target;  // origin form: path and query
+  std::string body;
+  std::string authorization;
+  std::string content_type;
+  std::optional<std::string> if_match;
+  std::optional<std::string> idempotency_key;
+};
+
+class App {
+ public:
+  static Result<std::unique_ptr<App>> Open(const AppConfig& config);
+  ~App();
+
+  void Handle(ApiRequest request, Respond respond);
+
+  // The admin key created on this first start, to be shown once; empty when
+  // the data dir already had keys.
+  const std::optional<std::string>& bootstrap_key() const {
+    return bootstrap_key_;
+  }
+  bool ready() const { return ready_.load(); }
+  // Commits everything queued and refuses further writes (shutdown).
+  void StopWrites();
+
+  EventLog& log() { return *log_; }
+  const WriterStats& writer_stats() const { return writer_->stats(); }
+
+ private:
+  struct Route;
+  class Handlers;
+  App() = default;
+
+  AppConfig config_;
+  std::unique_ptr<EventLog> log_;
+  std::unique_ptr<ReadModels> read_models_;
+  std::unique_ptr<ApiKeyStore> keys_;
+  std::unique_ptr<IdempotencyStore> idempotency_;
+  std::unique_ptr<GroupCommitWriter> writer_;
+  std::unique_ptr<Handlers> handlers_;
+  std::optional<std::string> bootstrap_key_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace convstore::http

@@ -1,0 +1,123 @@
+#include "http/idempotency.h"
+
+#include <boost/json.hpp>
+
+#include "core/encoding.h"
+
+namespace convstore::http {
+namespace {
+
+namespace json = boost::json;
+constexpr char kIdempotencyCf[] = "idempotency";
+
+std::string ScopedKey(std::string_view user, std::string_view key) {
+  std::string k(user);
+  k.push_back('\0');
+  k.append(key);
+  return k;
+}
+
+std::string Encode(const StoredResponse& r) {
+  json::object o;
+  o["hash"] = r.request_hash;
+  o["status"] = r.status;
+  o["body"] = r.body;
+  o["location"] = r.location;
+  o["etag"] = r.etag;
+  o["created_at"] = r.created_at_ms;
+  if (r.token) {
+    json::object t;
+    t["room"] = r.token->room_name;
+    t["conversation_id"] = r.token->conversation_id;
+    if (r.token->dispatch_name) t["dispatch_name"] = *r.token->dispatch_name;
+    t["with_expiry"] = r.token->with_expiry;
+    o["token"] = std::move(t);
+  }
+  return json::serialize(o);
+}
+
+std::string Str(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+Result<StoredResponse> Decode(std::string_view bytes) {
+  boost::system::error_code ec;
+  json::value v = json::parse(bytes, ec);
+  if (ec || !v.is_object()) return Status::Corruption("idempotency record");
+  const json::object& o = v.as_object();
+  StoredResponse r;
+  r.request_hash = Str(o, "hash");
+  if (auto* p = o.if_contains("status"); p && p->is_number()) {
+    r.status = p->to_number<unsigned>();
+  }
+  r.body = Str(o, "body");
+  r.location = Str(o, "location");
+  r.etag = Str(o, "etag");
+  if (auto* p = o.if_contains("created_at"); p && p->is_number()) {
+    r.created_at_ms = p->to_number<int64_t>();
+  }
+  if (auto* p = o.if_contains("token"); p && p->is_object()) {
+    const json::object& t = p->as_object();
+    TokenSpec spec{Str(t, "room"), Str(t, "conversation_id"), std::nullopt};
+    if (t.contains("dispatch_name")) spec.dispatch_name = Str(t, "dispatch_name");
+    if (auto* w = t.if_contains("with_expiry"); w && w->is_bool()) {
+      spec.with_expiry = w->as_bool();
+    }
+    r.token = std::move(spec);
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<std::string> IdempotencyStore::ColumnFamilies() {
+  return {kIdempotencyCf};
+}
+
+IdempotencyStore::IdempotencyStore(EventLog* log)
+    : log_(log), cf_(log->cf(kIdempotencyCf)) {}
+
+Result<std::optional<StoredResponse>> IdempotencyStore::Find(
+    std::string_view user, std::string_view key, int64_t now_ms) const {
+  std::string value;
+  rocksdb::Status s = log_->db()->Get(rocksdb::ReadOptions(), cf_,
+                                      ScopedKey(user, key), &value);
+  if (s.IsNotFound()) return std::optional<StoredResponse>();
+  if (!s.ok()) return Status::IOError(s.ToString());
+  StoredResponse r;
+  CONVSTORE_ASSIGN_OR_RETURN(r, Decode(value));
+  if (now_ms - r.created_at_ms > kRetentionMs) {
+    return std::optional<StoredResponse>();
+  }
+  return std::optional<StoredResponse>(std::move(r));
+}
+
+void IdempotencyStore::Put(LogBatch& batch, std::string_view user,
+                           std::string_view key,
+                           const StoredResponse& response) const {
+  batch.Put(cf_, ScopedKey(user, key), Encode(response));
+}
+
+bool IdempotencyStore::TryBegin(std::string_view user, std::string_view key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_.insert(ScopedKey(user, key)).second;
+}
+
+void IdempotencyStore::End(std::string_view user, std::string_view key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  in_flight_.erase(ScopedKey(user, key));
+}
+
+std::string IdempotencyStore::RequestHash(std::string_view method,
+                                          std::string_view path,
+                                          std::string_view body) {
+  std::string data(method);
+  data.push_back('\n');
+  data.append(path);
+  data.push_back('\n');
+  data.append(body);
+  return HexEncode(Sha256(data));
+}
+
+}  // namespace convstore::http

@@ -1,0 +1,57 @@
+// IdempotencyStore: the first response to a POST with an Idempotency-Key,
+// kept for 24 h per (user, key) and written in the same batch as the events it
+// reports, so a replay never disagrees with the log. Tokens are never stored:
+// a response that carried one is replayed with a freshly minted token.
+// Thread-safety: all methods are safe from any thread.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "eventlog/event_log.h"
+#include "http/api_response.h"
+
+namespace convstore::http {
+
+struct StoredResponse {
+  std::string request_hash;  // SHA-256 hex of method, path and body
+  unsigned status = 0;
+  std::string body;          // with any token removed
+  std::string location;
+  std::string etag;
+  std::optional<TokenSpec> token;
+  int64_t created_at_ms = 0;
+};
+
+class IdempotencyStore {
+ public:
+  static constexpr int64_t kRetentionMs = 24LL * 3600 * 1000;
+  static std::vector<std::string> ColumnFamilies();
+  explicit IdempotencyStore(EventLog* log);
+
+  // A stored response younger than 24 h, if any.
+  Result<std::optional<StoredResponse>> Find(std::string_view user,
+                                             std::string_view key,
+                                             int64_t now_ms) const;
+  void Put(LogBatch& batch, std::string_view user, std::string_view key,
+           const StoredResponse& response) const;
+
+  // In-flight guard: TryBegin fails while the same (user, key) is running.
+  bool TryBegin(std::string_view user, std::string_view key);
+  void End(std::string_view user, std::string_view key);
+
+  static std::string RequestHash(std::string_view method,
+                                 std::string_view path, std::string_view body);
+
+ private:
+  EventLog* log_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  std::mutex mu_;
+  std::set<std::string, std::less<>> in_flight_;
+};
+
+}  // namespace convstore::http

@@ -1,0 +1,293 @@
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+namespace convstore::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr size_t kStreamChunkBytes = 64 * 1024;
+
+}  // namespace
+
+struct Server::Shared {
+  App* app = nullptr;
+  ServerOptions options;
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::atomic<size_t> next_ioc{0};
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<size_t> connections{0};
+  std::atomic<bool> accepting{true};
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Server::Shared> shared)
+      : stream_(std::move(socket)), shared_(std::move(shared)) {
+    shared_->connections.fetch_add(1);
+  }
+  ~Session() { shared_->connections.fetch_sub(1); }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this()] { self->Read(); });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(shared_->options.max_body_bytes);
+    parser_->header_limit(
+        static_cast<std::uint32_t>(shared_->options.max_header_bytes));
+    stream_.expires_after(shared_->options.read_timeout);
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) {
+          self->OnRead(ec);
+        });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == net::error::eof) {
+      return Close();
+    }
+    if (ec == bhttp::error::body_limit) {
+      return SendErrorAndClose(413, "payload_too_large",
+                               "Request body exceeds 1 MiB.");
+    }
+    if (ec == bhttp::error::header_limit) {
+      return SendErrorAndClose(431, "invalid_request_error",
+                               "Request headers are too large.");
+    }
+    if (ec && &ec.category() == &bhttp::make_error_code(bhttp::error::bad_target).category()) {
+      return SendErrorAndClose(400, "invalid_request_error",
+                               "Malformed HTTP request.");
+    }
+    if (ec) return;  // timeout or reset: drop the connection
+
+    bhttp::request<bhttp::string_body> req = parser_->release();
+    version_ = req.version();
+    keep_alive_ = req.keep_alive();
+    head_ = req.method() == bhttp::verb::head;
+    ApiRequest api;
+    api.method = std::string(req.method_string());
+    if (head_) api.method = "GET";
+    api.target = std::string(req.target());
+    api.authorization = std::string(req[bhttp::field::authorization]);
+    api.content_type = std::string(req[bhttp::field::content_type]);
+    if (auto it = req.find(bhttp::field::if_match); it != req.end()) {
+      api.if_match = std::string(it->value());
+    }
+    if (auto it = req.find("Idempotency-Key"); it != req.end()) {
+      api.idempotency_key = std::string(it->value());
+    }
+    api.body = std::move(req.body());
+    shared_->in_flight.fetch_add(1);
+    shared_->app->Handle(
+        std::move(api), [self = shared_from_this()](ApiResponse response) {
+          auto exec = self->stream_.get_executor();
+          net::post(exec, [self, r = std::move(response)]() mutable {
+            self->Send(std::move(r));
+          });
+        });
+  }
+
+  void Send(ApiResponse r) {
+    if (r.stream) return SendStream(std::move(r));
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+        static_cast<bhttp::status>(r.status), version_);
+    res->set(bhttp::field::server, "convstore");
+    if (!r.content_type.empty() && r.status != 204) {
+      res->set(bhttp::field::content_type, r.content_type);
+    }
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->keep_alive(keep_alive_ && !close_after_);
+    if (r.status != 204) {
+      res->body() = std::move(r.body);
+      res->prepare_payload();
+      if (head_) res->body().clear();
+    }
+    stream_.expires_after(shared_->options.write_timeout);
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), res](beast::error_code ec,
+                                                        size_t) {
+                         self->AfterResponse(ec, res->need_eof());
+                       });
+  }
+
+  void SendStream(ApiResponse r) {
+    auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(
+        static_cast<bhttp::status>(r.status), version_);
+    res->set(bhttp::field::server, "convstore");
+    res->set(bhttp::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->keep_alive(keep_alive_);
+    res->chunked(true);
+    auto sr = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(
+        *res);
+    stream_.expires_after(shared_->options.write_timeout);
+    bhttp::async_write_header(
+        stream_, *sr,
+        [self = shared_from_this(), res, sr,
+         ms = std::move(r.stream)](beast::error_code ec, size_t) {
+          if (ec) return self->AfterResponse(ec, true);
+          self->NextChunk(ms, res->need_eof());
+        });
+  }
+
+  void NextChunk(std::shared_ptr<MessageStream> ms, bool need_eof) {
+    auto chunk = ms->NextChunk(kStreamChunkBytes);
+    if (!chunk.ok()) {
+      // The status line is already sent: all we can do is cut the response
+      // short so the client sees an incomplete body, never a wrong one.
+      spdlog::error("message stream failed: {}", chunk.status().ToString());
+      return AfterResponse(net::error::connection_aborted, true);
+    }
+    stream_.expires_after(shared_->options.write_timeout);
+    if (!*chunk) {
+      net::async_write(stream_, bhttp::make_chunk_last(),
+                       [self = shared_from_this(), need_eof](
+                           beast::error_code ec, size_t) {
+                         self->AfterResponse(ec, need_eof);
+                       });
+      return;
+    }
+    auto data = std::make_shared<std::string>(std::move(**chunk));
+    net::async_write(
+        stream_, bhttp::make_chunk(net::buffer(*data)),
+        [self = shared_from_this(), data, ms, need_eof](beast::error_code ec,
+                                                        size_t) {
+          if (ec) return self->AfterResponse(ec, true);
+          self->NextChunk(ms, need_eof);
+        });
+  }
+
+  void AfterResponse(beast::error_code ec, bool need_eof) {
+    shared_->in_flight.fetch_sub(1);
+    if (ec || need_eof || close_after_ || !shared_->accepting.load()) {
+      return Close();
+    }
+    Read();
+  }
+
+  void SendErrorAndClose(unsigned status, const char* type,
+                         const char* message) {
+    close_after_ = true;
+    boost::json::object err{{"message", message},
+                            {"type", type},
+                            {"param", nullptr},
+                            {"code", nullptr}};
+    ApiResponse r = JsonResponse(status, boost::json::object{{"error", err}});
+    shared_->in_flight.fetch_add(1);
+    Send(std::move(r));
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Server::Shared> shared_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  bool close_after_ = false;
+};
+
+void Accept(std::shared_ptr<Server::Shared> shared) {
+  size_t index = shared->next_ioc.fetch_add(1) % shared->iocs.size();
+  net::io_context& target = *shared->iocs[index];
+  shared->acceptor->async_accept(
+      target, [shared](beast::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !shared->accepting) return;
+        if (!ec) {
+          if (shared->connections.load() >= shared->options.max_connections) {
+            beast::error_code ignored;
+            socket.close(ignored);
+          } else {
+            std::make_shared<Session>(std::move(socket), shared)->Start();
+          }
+        }
+        Accept(shared);
+      });
+}
+
+}  // namespace
+
+Server::Server(App& app, ServerOptions options)
+    : app_(app), options_(std::move(options)) {}
+
+Server::~Server() { Shutdown(std::chrono::milliseconds(0)); }
+
+Result<uint16_t> Server::Start() {
+  shared_ = std::make_shared<Shared>();
+  shared_->app = &app_;
+  shared_->options = options_;
+  unsigned n = std::max(1u, options_.threads);
+  for (unsigned i = 0; i < n; ++i) {
+    shared_->iocs.push_back(std::make_unique<net::io_context>(1));
+    shared_->guards.push_back(net::make_work_guard(*shared_->iocs.back()));
+  }
+  beast::error_code ec;
+  auto address = net::ip::make_address(options_.host, ec);
+  if (ec) return Status::InvalidArgument("bad listen host: " + options_.host);
+  tcp::endpoint endpoint(address, options_.port);
+  shared_->acceptor = std::make_unique<tcp::acceptor>(*shared_->iocs[0]);
+  shared_->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) shared_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) shared_->acceptor->bind(endpoint, ec);
+  if (!ec) shared_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Unavailable("cannot listen on " + options_.host + ":" +
+                               std::to_string(options_.port) + ": " +
+                               ec.message());
+  }
+  uint16_t port = shared_->acceptor->local_endpoint().port();
+  Accept(shared_);
+  for (auto& ioc : shared_->iocs) {
+    threads_.emplace_back([ioc = ioc.get()] { ioc->run(); });
+  }
+  started_ = true;
+  return port;
+}
+
+void Server::Shutdown(std::chrono::milliseconds drain) {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  shared_->accepting = false;
+  net::post(*shared_->iocs[0], [shared = shared_] {
+    beast::error_code ignored;
+    shared->acceptor->close(ignored);
+  });
+  // Everything the writer already took is committed and answered.
+  app_.StopWrites();
+  auto deadline = std::chrono::steady_clock::now() + drain;
+  while (shared_->in_flight.load() > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& g : shared_->guards) g.reset();
+  for (auto& ioc : shared_->iocs) ioc->stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  shared_->acceptor.reset();
+}
+
+}  // namespace convstore::http
