@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <chrono>
+#include <exception>
 
 namespace convstore {
 
@@ -68,7 +69,12 @@ void GroupCommitWriter::CommitGroup(std::deque<Command>& group) {
   size_t applied = 0;
   for (size_t i = 0; i < group.size(); ++i) {
     batch.SetSavePoint();
-    results[i] = group[i].work(batch);
+    try {
+      results[i] = group[i].work(batch);
+    } catch (const std::exception& e) {
+      // One command's bug must not take the writer (and every client) down.
+      results[i] = Status::Internal(std::string("command failed: ") + e.what());
+    }
     if (results[i].ok()) {
       batch.PopSavePoint();
       ++applied;

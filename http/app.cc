@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <boost/url.hpp>
+#include <chrono>
 #include <map>
 
 #include "core/decide.h"
@@ -103,6 +104,7 @@ std::string NextLink(std::string_view path,
 
 struct RequestCtx {
   ApiRequest request;
+  std::shared_ptr<std::string> route;  // route template, for metrics
   std::vector<std::string> segments;  // decoded path segments
   std::string path;
   std::map<std::string, std::string> query;
@@ -130,6 +132,10 @@ class App::Handlers {
     return batch.Append(events, meta, dctx.new_uuid);
   }
 
+  // The stored response for a retried Idempotency-Key, or 422 when the
+  // retry's request differs.
+  ApiResponse Replay(const StoredResponse& stored, const std::string& hash,
+                     const Actor& actor) const;
   std::string RoomUrl(std::string_view room) const;
   std::pair<std::string, int64_t> MintToken(const std::string& identity,
                                             const TokenSpec& spec) const;
@@ -213,7 +219,17 @@ void App::Handle(ApiRequest request, Respond respond) {
     ctx.query.emplace(param.key, param.value);
   }
   ctx.request = std::move(request);
-  handlers_->Route(ctx, std::move(respond));
+  ctx.route = std::make_shared<std::string>("unmatched");
+  auto start = std::chrono::steady_clock::now();
+  Respond measured = [this, route = ctx.route, method = ctx.request.method,
+                      start, respond = std::move(respond)](ApiResponse r) {
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+    request_metrics_.Record(method, *route, r.status, seconds);
+    respond(std::move(r));
+  };
+  handlers_->Route(ctx, std::move(measured));
 }
 
 // ---------------------------------------------------------------- routing
@@ -243,6 +259,7 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
   };
 
   if (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz" || s[0] == "metrics")) {
+    *ctx.route = "/" + s[0];
     if (m != "GET" && m != "HEAD") return method_not_allowed("GET, HEAD");
     if (s[0] == "healthz") return respond(JsonResponse(200, {{"status", "ok"}}));
     if (s[0] == "metrics") return respond(Metrics());
@@ -258,6 +275,15 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
 
   const bool has_body = m == "POST" || m == "PATCH";
   auto dispatch = [&](const char* allow, auto&& handler) {
+    *ctx.route = [&] {
+      std::string t;
+      for (size_t i = 0; i < s.size(); ++i) {
+        bool id = (i == 2 && (s[1] == "agents" || s[1] == "conversations")) ||
+                  (i == 3 && s[1] == "admin");
+        t += "/" + (id ? std::string("{id}") : s[i]);
+      }
+      return t;
+    }();
     std::string_view allowed(allow);
     // An exact token match within the Allow list.
     bool ok = false;
@@ -348,24 +374,7 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
                                          ctx.request.body);
     auto stored = idem.Find(actor.user_id, *key, NowMillis());
     if (!stored.ok()) return respond(ErrorResponse(stored.status()));
-    if (*stored) {
-      const StoredResponse& sr = **stored;
-      if (sr.request_hash != hash) {
-        return respond(ErrorResponse(Status::IdempotencyMismatch(
-            "This Idempotency-Key was used with a different request.")));
-      }
-      ApiResponse r;
-      r.status = sr.status;
-      r.body = sr.body;
-      if (!sr.location.empty()) r.AddHeader("Location", sr.location);
-      if (!sr.etag.empty()) r.AddHeader("ETag", sr.etag);
-      if (sr.token) {
-        r.token_spec = sr.token;
-        AddToken(r, actor.user_id);
-      }
-      r.AddHeader("Idempotent-Replayed", "true");
-      return respond(std::move(r));
-    }
+    if (*stored) return respond(Replay(**stored, hash, actor));
     if (!idem.TryBegin(actor.user_id, *key)) {
       return respond(ErrorResponse(Status::IdempotencyInFlight(
           "A request with this Idempotency-Key is still in flight.")));
@@ -382,6 +391,16 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
     int64_t now = dctx.now_ms;
     dctx.new_uuid = [now] { return NewUuid(now); };
     EventMeta meta{actor.user_id, key.value_or(""), dctx.now_ms};
+    if (key) {
+      // The first request with this key may have committed after our check
+      // on the I/O thread; the writer's view is the final word.
+      auto stored = app_.idempotency_->Find(actor.user_id, *key, dctx.now_ms);
+      if (!stored.ok()) return stored.status();
+      if (*stored) {
+        *outcome = Replay(**stored, hash, actor);
+        return Status();
+      }
+    }
     batch.SetSavePoint();
     Result<ApiResponse> decided = decide(batch, dctx, meta);
     if (decided.ok()) {
@@ -429,6 +448,26 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
 }
 
 // ---------------------------------------------------------------- helpers
+
+ApiResponse App::Handlers::Replay(const StoredResponse& stored,
+                                  const std::string& hash,
+                                  const Actor& actor) const {
+  if (stored.request_hash != hash) {
+    return ErrorResponse(Status::IdempotencyMismatch(
+        "This Idempotency-Key was used with a different request."));
+  }
+  ApiResponse r;
+  r.status = stored.status;
+  r.body = stored.body;
+  if (!stored.location.empty()) r.AddHeader("Location", stored.location);
+  if (!stored.etag.empty()) r.AddHeader("ETag", stored.etag);
+  if (stored.token) {
+    r.token_spec = stored.token;
+    AddToken(r, actor.user_id);
+  }
+  r.AddHeader("Idempotent-Replayed", "true");
+  return r;
+}
 
 std::string App::Handlers::RoomUrl(std::string_view room) const {
   std::string out = app_.config_.livekit.room_url_template;
@@ -880,6 +919,14 @@ ApiResponse App::Handlers::Metrics() const {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6f", w.commit_micros_total.load() / 1e6);
   out += "convstore_fsync_seconds_total " + std::string(buf) + "\n";
+  auto checkpoint = app_.read_models_->Checkpoint();
+  if (checkpoint.ok()) {
+    out += "# HELP convstore_read_model_lag_events Events in the log not yet in the read models.\n";
+    out += "# TYPE convstore_read_model_lag_events gauge\n";
+    out += "convstore_read_model_lag_events " +
+           std::to_string(app_.log_->head() - std::min(*checkpoint, app_.log_->head())) + "\n";
+  }
+  out += app_.request_metrics_.Render();
   ApiResponse r;
   r.status = 200;
   r.content_type = "text/plain; version=0.0.4";

@@ -16,6 +16,7 @@
 #include "http/api_keys.h"
 #include "http/api_response.h"
 #include "http/idempotency.h"
+#include "http/request_metrics.h"
 #include "projections/read_models.h"
 
 namespace convstore::http {
@@ -77,6 +78,7 @@ class App {
   std::unique_ptr<IdempotencyStore> idempotency_;
   std::unique_ptr<GroupCommitWriter> writer_;
   std::unique_ptr<Handlers> handlers_;
+  RequestMetrics request_metrics_;
   std::optional<std::string> bootstrap_key_;
   std::atomic<bool> ready_{false};
 };

@@ -53,6 +53,35 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(
         static_cast<std::uint32_t>(shared_->options.max_header_bytes));
     stream_.expires_after(shared_->options.read_timeout);
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) {
+          self->OnHeader(ec);
+        });
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does, for bodies over
+  // 1 KiB) waits for a 100 before sending the body; tell it to go on.
+  void OnHeader(beast::error_code ec) {
+    if (ec || parser_->is_done()) return OnRead(ec);
+    const auto& req = parser_->get();
+    auto expect = req.find(bhttp::field::expect);
+    if (expect != req.end() &&
+        beast::iequals(expect->value(), "100-continue")) {
+      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
+          bhttp::status::continue_, req.version());
+      bhttp::async_write(stream_, *cont,
+                         [self = shared_from_this(), cont](
+                             beast::error_code ec, size_t) {
+                           if (ec) return;
+                           self->ReadBody();
+                         });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -287,7 +316,11 @@ void Server::Shutdown(std::chrono::milliseconds drain) {
   for (auto& ioc : shared_->iocs) ioc->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // Sessions still queued in an io_context hold the Shared state; destroying
+  // the contexts destroys those handlers and breaks the cycle.
   shared_->acceptor.reset();
+  shared_->guards.clear();
+  shared_->iocs.clear();
 }
 
 }  // namespace convstore::http
