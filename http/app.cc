@@ -13,6 +13,9 @@
 #include "core/livekit_token.h"
 #include "core/model_json.h"
 #include "core/validation.h"
+#include "eventlog/event_json.h"
+
+#include <boost/asio/post.hpp>
 
 namespace convstore::http {
 namespace {
@@ -160,6 +163,7 @@ class App::Handlers {
   void CreateApiKey(const RequestCtx& ctx, Respond respond);
   void ListApiKeys(const RequestCtx& ctx, Respond respond);
   void RevokeApiKey(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void ListEvents(const RequestCtx& ctx, Respond respond);
   ApiResponse Metrics() const;
 
   App& app_;
@@ -195,12 +199,16 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
     app->bootstrap_key_ = std::move(key);
   }
   app->writer_ = std::make_unique<GroupCommitWriter>(app->log_.get());
+  app->long_reads_ = std::make_unique<boost::asio::thread_pool>(2);
   app->handlers_ = std::make_unique<Handlers>(*app);
   app->ready_ = true;
   return app;
 }
 
-App::~App() { StopWrites(); }
+App::~App() {
+  StopWrites();
+  if (long_reads_) long_reads_->join();
+}
 
 void App::StopWrites() {
   if (writer_) writer_->Stop();
@@ -345,6 +353,13 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
       m == "GET" ? ListMessages(ctx, s[2], respond)
                  : AppendMessage(ctx, s[2], respond);
     });
+  }
+  if (s.size() == 3 && s[1] == "admin" && s[2] == "events") {
+    if (!ctx.actor.admin) {
+      return respond(ErrorResponse(
+          Status::PermissionDenied("This route needs an admin API key.")));
+    }
+    return dispatch("GET", [&] { ListEvents(ctx, respond); });
   }
   if (s.size() >= 3 && s[1] == "admin" && s[2] == "api-keys" && s.size() <= 4) {
     if (!ctx.actor.admin) {
@@ -891,6 +906,44 @@ void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
           return r;
         },
         std::move(respond));
+}
+
+void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
+  auto limit = ParseLimit(ctx.query, 1000, 10000);
+  if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+  uint64_t from = 1;
+  if (auto it = ctx.query.find("from"); it != ctx.query.end()) {
+    const std::string& v = it->second;
+    bool ok = !v.empty() && v.size() <= 19 &&
+              v.find_first_not_of("0123456789") == std::string::npos;
+    if (ok) from = std::stoull(v);
+    if (!ok || from < 1) {
+      return respond(ErrorResponse(Status::InvalidArgument(
+          "'from' must be a log position (an integer >= 1).", "from")));
+    }
+  }
+  size_t n = *limit;
+  boost::asio::post(*app_.long_reads_, [this, from, n,
+                                        respond = std::move(respond)] {
+    auto events = app_.log_->ReadRange(from, n);
+    if (!events.ok()) return respond(ErrorResponse(events.status()));
+    std::string body = "[";
+    for (size_t i = 0; i < events->size(); ++i) {
+      if (i) body.push_back(',');
+      body += json::serialize(EventToJson((*events)[i]));
+    }
+    body.push_back(']');
+    ApiResponse r;
+    r.body = std::move(body);
+    if (events->size() == n && !events->empty() &&
+        events->back().position < app_.log_->head()) {
+      r.AddHeader("Link",
+                  NextLink("/v1/admin/events",
+                           {{"from", std::to_string(events->back().position + 1)},
+                            {"limit", std::to_string(n)}}));
+    }
+    respond(std::move(r));
+  });
 }
 
 // ---------------------------------------------------------------- metrics

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,9 @@ class App {
   std::unique_ptr<GroupCommitWriter> writer_;
   std::unique_ptr<Handlers> handlers_;
   RequestMetrics request_metrics_;
+  // Long reads (pages of up to 10,000 events) run here, never on an
+  // io_context thread.
+  std::unique_ptr<boost::asio::thread_pool> long_reads_;
   std::optional<std::string> bootstrap_key_;
   std::atomic<bool> ready_{false};
 };
