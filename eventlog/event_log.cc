@@ -58,7 +58,8 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   std::vector<std::string> existing;
   if (rocksdb::DB::ListColumnFamilies(db_options, dir, &existing).ok()) {
     names.insert(existing.begin(), existing.end());
-  } else if (!options.create_if_missing || options.read_only) {
+  } else if (!options.create_if_missing || options.read_only ||
+             !options.secondary_path.empty()) {
     return Status::NotFound("no convstore data directory at " + dir);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -67,14 +68,23 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   }
 
   std::unique_ptr<EventLog> log(new EventLog());
-  log->read_only_ = options.read_only;
+  const bool secondary = !options.secondary_path.empty();
+  log->read_only_ = options.read_only || secondary;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors,
-                                         &handles, &raw)
-          : rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  rocksdb::Status s;
+  if (secondary) {
+    // A secondary must keep every file open: the primary may delete them.
+    db_options.max_open_files = -1;
+    db_options.create_if_missing = false;
+    s = rocksdb::DB::OpenAsSecondary(db_options, dir, options.secondary_path,
+                                     descriptors, &handles, &raw);
+  } else if (options.read_only) {
+    s = rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles,
+                                     &raw);
+  } else {
+    s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  }
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
       return Status::Unavailable(
@@ -86,13 +96,23 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   log->db_.reset(raw);
   for (rocksdb::ColumnFamilyHandle* h : handles) log->cfs_[h->GetName()] = h;
 
+  CONVSTORE_RETURN_IF_ERROR(log->ReloadHead());
+  return log;
+}
+
+Status EventLog::ReloadHead() {
   // Positions are gapless and commits atomic, so the head is the last key.
   std::unique_ptr<rocksdb::Iterator> it(
-      log->db_->NewIterator(rocksdb::ReadOptions(), log->cf(kEventsCf)));
+      db_->NewIterator(rocksdb::ReadOptions(), cf(kEventsCf)));
   it->SeekToLast();
-  if (it->Valid()) log->head_ = DecodeU64(it->key().ToStringView());
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status(), "read log head"));
-  return log;
+  if (it->Valid()) head_ = DecodeU64(it->key().ToStringView());
+  return FromRocks(it->status(), "read log head");
+}
+
+Status EventLog::CatchUpWithPrimary() {
+  CONVSTORE_RETURN_IF_ERROR(
+      FromRocks(db_->TryCatchUpWithPrimary(), "catch up with the server"));
+  return ReloadHead();
 }
 
 EventLog::~EventLog() {

@@ -46,8 +46,12 @@ struct EventLogOptions {
   // Column families the caller (projections, auth) keeps beside the log.
   std::vector<std::string> extra_column_families;
   bool create_if_missing = true;
-  // Open as a read-only instance, e.g. for tools beside a running server.
+  // Open as a read-only instance (a static view; nothing is written).
   bool read_only = false;
+  // When set, open as a RocksDB secondary instance beside a running server
+  // (never taking its lock); this scratch dir holds the secondary's own
+  // files. CatchUpWithPrimary() then follows the server's new writes.
+  std::string secondary_path;
 };
 
 class EventLog {
@@ -70,6 +74,9 @@ class EventLog {
   // Current revision of a stream; nullopt when it has no events.
   Result<std::optional<uint64_t>> StreamRevision(std::string_view stream) const;
 
+  // For a secondary instance: sees what the primary has written since.
+  Status CatchUpWithPrimary();
+
   rocksdb::DB* db() const { return db_.get(); }
   // A column family opened with the log (its own or an extra one); nullptr if
   // it was not requested.
@@ -82,6 +89,7 @@ class EventLog {
   friend class LogBatch;
   EventLog() = default;
   Status CommitBatch(rocksdb::WriteBatchWithIndex& batch, uint64_t new_head);
+  Status ReloadHead();
 
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;

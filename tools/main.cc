@@ -1,121 +1,15 @@
-// convstore: the command-line entry point. `convstore serve` runs the API
-// server; later subcommands (export, rebuild, backup, keys) share the
-// --data-dir convention.
-#include <spdlog/spdlog.h>
-
+// convstore: the command-line entry point. Every subcommand that touches a
+// store takes --data-dir (default ./data); `convstore <cmd> --help` for more.
 #include <CLI/CLI.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <cstdio>
-#include <iostream>
 
-#include "http/app.h"
-#include "http/server.h"
-
-namespace {
-
-using convstore::http::App;
-using convstore::http::AppConfig;
-using convstore::http::Server;
-using convstore::http::ServerOptions;
-
-struct ServeFlags {
-  std::string listen = "127.0.0.1:8080";
-  std::string data_dir = "./data";
-  std::string livekit_url;
-  std::string livekit_api_key;
-  std::string livekit_api_secret;
-  int64_t token_ttl = 3600;
-  std::string room_url_template = "{livekit_url}/room/{room}";
-  std::string admin_key;
-  unsigned threads = 2;
-};
-
-int Serve(const ServeFlags& f) {
-  ServerOptions options;
-  size_t colon = f.listen.rfind(':');
-  if (colon == std::string::npos) {
-    std::cerr << "error: --listen must be HOST:PORT, got '" << f.listen << "'\n";
-    return 2;
-  }
-  options.host = f.listen.substr(0, colon);
-  try {
-    int port = std::stoi(f.listen.substr(colon + 1));
-    if (port < 0 || port > 65535) throw std::out_of_range("port");
-    options.port = static_cast<uint16_t>(port);
-  } catch (const std::exception&) {
-    std::cerr << "error: bad port in --listen '" << f.listen << "'\n";
-    return 2;
-  }
-  options.threads = f.threads;
-
-  AppConfig config;
-  config.data_dir = f.data_dir;
-  auto& lk = config.livekit;
-  lk.dev_defaults = f.livekit_url.empty() && f.livekit_api_key.empty() &&
-                    f.livekit_api_secret.empty();
-  if (!f.livekit_url.empty()) lk.url = f.livekit_url;
-  if (!f.livekit_api_key.empty()) lk.api_key = f.livekit_api_key;
-  if (!f.livekit_api_secret.empty()) lk.api_secret = f.livekit_api_secret;
-  if (f.token_ttl <= 0) {
-    std::cerr << "error: --token-ttl must be a positive number of seconds\n";
-    return 2;
-  }
-  lk.token_ttl_s = f.token_ttl;
-  lk.room_url_template = f.room_url_template;
-  if (!f.admin_key.empty()) config.bootstrap_admin_key = f.admin_key;
-  if (lk.dev_defaults) {
-    spdlog::warn(
-        "LiveKit is not configured (LIVEKIT_URL, LIVEKIT_API_KEY, "
-        "LIVEKIT_API_SECRET); using LiveKit's dev-mode defaults: {} with key "
-        "'devkey'",
-        lk.url);
-  }
-
-  auto app = App::Open(config);
-  if (!app.ok()) {
-    std::cerr << "error: cannot open data dir " << f.data_dir << ": "
-              << app.status().message() << "\n";
-    return 1;
-  }
-  if (const auto& key = (*app)->bootstrap_key()) {
-    if (config.bootstrap_admin_key) {
-      std::printf("Created the admin API key from CONVSTORE_ADMIN_KEY.\n");
-    } else {
-      // Shown once, on stdout only (never through the log).
-      std::printf(
-          "Admin API key (shown once, store it now): %s\n", key->c_str());
-    }
-    std::fflush(stdout);
-  }
-
-  Server server(**app, options);
-  auto port = server.Start();
-  if (!port.ok()) {
-    std::cerr << "error: " << port.status().message() << "\n";
-    return 1;
-  }
-  spdlog::info("listening on http://{}:{}", options.host, *port);
-
-  boost::asio::io_context signals_ioc;
-  boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);
-  signals.async_wait([](const boost::system::error_code&, int sig) {
-    spdlog::info("signal {}: draining in-flight writes and stopping", sig);
-  });
-  signals_ioc.run();
-  server.Shutdown();
-  app->reset();  // closes the log
-  spdlog::info("stopped");
-  return 0;
-}
-
-}  // namespace
+#include "tools/commands.h"
 
 int main(int argc, char** argv) {
+  using namespace convstore::tools;
   CLI::App cli{
       "convstore: an event-sourced conversation store serving the "
-      "Conversations API.\nData lives in one RocksDB directory (--data-dir, "
-      "default ./data)."};
+      "Conversations API.\nAll data lives in one RocksDB directory "
+      "(--data-dir, default ./data): the event log and the read models."};
   cli.require_subcommand(1);
 
   ServeFlags serve;
@@ -153,7 +47,37 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 64u));
 
+  CLI::App* events_cmd =
+      cli.add_subcommand("events", "Read the event log (for analytics).");
+  events_cmd->require_subcommand(1);
+  ExportFlags exp;
+  CLI::App* export_cmd = events_cmd->add_subcommand(
+      "export",
+      "Write event envelopes in position order (JSON lines or CSV). Safe "
+      "while the server runs: opens the store as a secondary, never taking "
+      "the server's lock.\nExample: convstore events export --type "
+      "MessageAppended --out messages.jsonl");
+  export_cmd->add_option("--data-dir", exp.data_dir, "Data directory")
+      ->capture_default_str();
+  export_cmd->add_option("--from", exp.from, "First position (inclusive)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  export_cmd->add_option("--to", exp.to,
+                         "Last position (inclusive); default: the head")
+      ->check(CLI::PositiveNumber);
+  export_cmd->add_option("--stream", exp.stream,
+                         "Only this stream, e.g. messages-conv-<uuid>");
+  export_cmd->add_option("--type", exp.type,
+                         "Only this event type, e.g. MessageAppended");
+  export_cmd->add_option("--format", exp.format, "jsonl or csv")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"jsonl", "csv"}));
+  export_cmd->add_option("--out", exp.out, "Output file (default stdout)");
+  export_cmd->add_flag("--follow", exp.follow,
+                       "Keep tailing new events until interrupted");
+
   CLI11_PARSE(cli, argc, argv);
-  if (serve_cmd->parsed()) return Serve(serve);
+  if (serve_cmd->parsed()) return RunServe(serve);
+  if (export_cmd->parsed()) return RunEventsExport(exp);
   return 0;
 }

@@ -1,0 +1,35 @@
+// The convstore subcommands. Each Run* returns the process exit code: 0 on
+// success, 1 on a runtime failure (message on stderr), 2 on bad usage.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace convstore::tools {
+
+struct ServeFlags {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  std::string livekit_url;
+  std::string livekit_api_key;
+  std::string livekit_api_secret;
+  int64_t token_ttl = 3600;
+  std::string room_url_template = "{livekit_url}/room/{room}";
+  std::string admin_key;
+  unsigned threads = 2;
+};
+int RunServe(const ServeFlags& flags);
+
+struct ExportFlags {
+  std::string data_dir = "./data";
+  uint64_t from = 1;
+  uint64_t to = 0;  // 0: up to the head
+  std::string stream;
+  std::string type;
+  std::string format = "jsonl";
+  std::string out;  // empty: stdout
+  bool follow = false;
+};
+int RunEventsExport(const ExportFlags& flags);
+
+}  // namespace convstore::tools
