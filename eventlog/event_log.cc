@@ -95,6 +95,8 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   }
   log->db_.reset(raw);
   for (rocksdb::ColumnFamilyHandle* h : handles) log->cfs_[h->GetName()] = h;
+  log->events_cf_ = log->cfs_[kEventsCf];
+  log->streams_cf_ = log->cfs_[kStreamsCf];
 
   CONVSTORE_RETURN_IF_ERROR(log->ReloadHead());
   return log;
@@ -103,7 +105,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
 Status EventLog::ReloadHead() {
   // Positions are gapless and commits atomic, so the head is the last key.
   std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), cf(kEventsCf)));
+      db_->NewIterator(rocksdb::ReadOptions(), events_cf_));
   it->SeekToLast();
   if (it->Valid()) head_ = DecodeU64(it->key().ToStringView());
   return FromRocks(it->status(), "read log head");
@@ -123,13 +125,52 @@ EventLog::~EventLog() {
 }
 
 rocksdb::ColumnFamilyHandle* EventLog::cf(std::string_view name) const {
+  std::shared_lock lock(cfs_mu_);
   auto it = cfs_.find(name);
   return it == cfs_.end() ? nullptr : it->second;
 }
 
+std::vector<std::string> EventLog::ColumnFamilyNames() const {
+  std::shared_lock lock(cfs_mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, h] : cfs_) names.push_back(name);
+  return names;
+}
+
+Result<rocksdb::ColumnFamilyHandle*> EventLog::CreateColumnFamily(
+    const std::string& name) {
+  if (rocksdb::ColumnFamilyHandle* existing = cf(name)) return existing;
+  if (read_only_) return Status::Unavailable("the log is open read-only");
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(
+      db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), name, &h),
+      "create column family " + name));
+  std::unique_lock lock(cfs_mu_);
+  cfs_[name] = h;
+  return h;
+}
+
+Status EventLog::DropColumnFamily(const std::string& name) {
+  if (name == kEventsCf || name == kStreamsCf ||
+      name == rocksdb::kDefaultColumnFamilyName) {
+    return Status::InvalidArgument("the log's own column families stay");
+  }
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  {
+    std::unique_lock lock(cfs_mu_);
+    auto it = cfs_.find(name);
+    if (it == cfs_.end()) return Status();
+    h = it->second;
+    cfs_.erase(it);
+  }
+  Status s = FromRocks(db_->DropColumnFamily(h), "drop column family " + name);
+  db_->DestroyColumnFamilyHandle(h);
+  return s;
+}
+
 Result<std::optional<RecordedEvent>> EventLog::Read(uint64_t position) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kEventsCf),
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), events_cf_,
                                EncodeU64(position), &value);
   if (s.IsNotFound()) return std::optional<RecordedEvent>();
   CONVSTORE_RETURN_IF_ERROR(FromRocks(s, "read event"));
@@ -142,7 +183,7 @@ Result<std::vector<RecordedEvent>> EventLog::ReadRange(uint64_t from,
                                                        size_t limit) const {
   std::vector<RecordedEvent> out;
   std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), cf(kEventsCf)));
+      db_->NewIterator(rocksdb::ReadOptions(), events_cf_));
   for (it->Seek(EncodeU64(from)); it->Valid() && out.size() < limit;
        it->Next()) {
     RecordedEvent event;
@@ -156,7 +197,7 @@ Result<std::vector<RecordedEvent>> EventLog::ReadRange(uint64_t from,
 Result<std::optional<uint64_t>> EventLog::StreamRevision(
     std::string_view stream) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kStreamsCf),
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), streams_cf_,
                                rocksdb::Slice(stream.data(), stream.size()),
                                &value);
   if (s.IsNotFound()) return std::optional<uint64_t>();
@@ -231,8 +272,8 @@ void LogBatch::PopSavePoint() {
 Result<std::vector<RecordedEvent>> LogBatch::Append(
     const std::vector<NewEvent>& events, const EventMeta& meta,
     const std::function<std::string()>& new_event_id) {
-  rocksdb::ColumnFamilyHandle* events_cf = log_->cf(kEventsCf);
-  rocksdb::ColumnFamilyHandle* streams_cf = log_->cf(kStreamsCf);
+  rocksdb::ColumnFamilyHandle* events_cf = log_->events_cf_;
+  rocksdb::ColumnFamilyHandle* streams_cf = log_->streams_cf_;
   std::vector<RecordedEvent> recorded;
   SetSavePoint();
   auto fail = [&](Status s) -> Result<std::vector<RecordedEvent>> {

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,8 +80,15 @@ class EventLog {
 
   rocksdb::DB* db() const { return db_.get(); }
   // A column family opened with the log (its own or an extra one); nullptr if
-  // it was not requested.
+  // it does not exist.
   rocksdb::ColumnFamilyHandle* cf(std::string_view name) const;
+  // Names of every column family, in name order.
+  std::vector<std::string> ColumnFamilyNames() const;
+  // Creates the column family unless it exists (read models of a rebuild).
+  Result<rocksdb::ColumnFamilyHandle*> CreateColumnFamily(
+      const std::string& name);
+  // Drops a column family and its data; no handle to it may be in use.
+  Status DropColumnFamily(const std::string& name);
 
   // Projections applied to every appended event, inside the same batch.
   void AddSink(EventSink* sink) { sinks_.push_back(sink); }
@@ -92,7 +100,11 @@ class EventLog {
   Status ReloadHead();
 
   std::unique_ptr<rocksdb::DB> db_;
+  // Guards cfs_: column families are created and dropped while readers run.
+  mutable std::shared_mutex cfs_mu_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;
+  rocksdb::ColumnFamilyHandle* events_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* streams_cf_ = nullptr;
   std::vector<EventSink*> sinks_;
   std::atomic<uint64_t> head_{0};
   std::atomic<bool> failed_{false};

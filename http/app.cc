@@ -14,6 +14,7 @@
 #include "core/model_json.h"
 #include "core/validation.h"
 #include "eventlog/event_json.h"
+#include "projections/rebuild.h"
 
 #include <boost/asio/post.hpp>
 
@@ -175,13 +176,16 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   std::unique_ptr<App> app(new App());
   app->config_ = config;
   EventLogOptions options;
-  for (auto* list : {&options.extra_column_families}) {
-    for (const auto& cf : ReadModels::ColumnFamilies()) list->push_back(cf);
-    for (const auto& cf : ApiKeyStore::ColumnFamilies()) list->push_back(cf);
-    for (const auto& cf : IdempotencyStore::ColumnFamilies()) list->push_back(cf);
+  for (const auto& cf : ApiKeyStore::ColumnFamilies()) {
+    options.extra_column_families.push_back(cf);
+  }
+  for (const auto& cf : IdempotencyStore::ColumnFamilies()) {
+    options.extra_column_families.push_back(cf);
   }
   CONVSTORE_ASSIGN_OR_RETURN(app->log_, EventLog::Open(config.data_dir, options));
-  app->read_models_ = std::make_unique<ReadModels>(app->log_.get());
+  CONVSTORE_RETURN_IF_ERROR(DropStaleGenerations(*app->log_));
+  CONVSTORE_ASSIGN_OR_RETURN(app->read_models_,
+                             OpenActiveReadModels(*app->log_));
   app->log_->AddSink(app->read_models_.get());
   app->keys_ = std::make_unique<ApiKeyStore>(app->log_.get());
   app->idempotency_ = std::make_unique<IdempotencyStore>(app->log_.get());

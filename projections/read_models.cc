@@ -5,13 +5,14 @@
 namespace convstore {
 namespace {
 
-constexpr char kAgentsCf[] = "rm_agents";
-constexpr char kAgentsByOwnerCf[] = "rm_agents_by_owner";
-constexpr char kConversationsCf[] = "rm_conversations";
-constexpr char kConversationsByOwnerCf[] = "rm_conversations_by_owner";
-constexpr char kMessagesCf[] = "rm_messages";
-constexpr char kMessageIdsCf[] = "rm_message_ids";
-constexpr char kMetaCf[] = "rm_meta";
+// Column-family names are the generation's prefix plus these.
+constexpr char kAgentsCf[] = "agents";
+constexpr char kAgentsByOwnerCf[] = "agents_by_owner";
+constexpr char kConversationsCf[] = "conversations";
+constexpr char kConversationsByOwnerCf[] = "conversations_by_owner";
+constexpr char kMessagesCf[] = "messages";
+constexpr char kMessageIdsCf[] = "message_ids";
+constexpr char kMetaCf[] = "meta";
 constexpr char kCheckpointKey[] = "checkpoint";
 
 // Index keys: "<owner>\0<id>" sorts one owner's items by id, and UUIDv7 ids
@@ -95,20 +96,26 @@ class SnapshotMessageStream : public MessageStream {
 
 }  // namespace
 
-std::vector<std::string> ReadModels::ColumnFamilies() {
-  return {kAgentsCf,       kAgentsByOwnerCf, kConversationsCf,
-          kConversationsByOwnerCf, kMessagesCf, kMessageIdsCf, kMetaCf};
+std::vector<std::string> ReadModels::ColumnFamilies(std::string_view prefix) {
+  std::vector<std::string> names;
+  for (const char* suffix :
+       {kAgentsCf, kAgentsByOwnerCf, kConversationsCf, kConversationsByOwnerCf,
+        kMessagesCf, kMessageIdsCf, kMetaCf}) {
+    names.push_back(std::string(prefix) + suffix);
+  }
+  return names;
 }
 
-ReadModels::ReadModels(EventLog* log)
+ReadModels::ReadModels(EventLog* log, std::string_view prefix)
     : log_(log),
-      agents_(log->cf(kAgentsCf)),
-      agents_by_owner_(log->cf(kAgentsByOwnerCf)),
-      conversations_(log->cf(kConversationsCf)),
-      conversations_by_owner_(log->cf(kConversationsByOwnerCf)),
-      messages_(log->cf(kMessagesCf)),
-      message_ids_(log->cf(kMessageIdsCf)),
-      meta_(log->cf(kMetaCf)) {}
+      prefix_(prefix),
+      agents_(log->cf(prefix_ + kAgentsCf)),
+      agents_by_owner_(log->cf(prefix_ + kAgentsByOwnerCf)),
+      conversations_(log->cf(prefix_ + kConversationsCf)),
+      conversations_by_owner_(log->cf(prefix_ + kConversationsByOwnerCf)),
+      messages_(log->cf(prefix_ + kMessagesCf)),
+      message_ids_(log->cf(prefix_ + kMessageIdsCf)),
+      meta_(log->cf(prefix_ + kMetaCf)) {}
 
 Result<std::optional<std::string>> ReadModels::GetRaw(
     rocksdb::ColumnFamilyHandle* cf, std::string_view key,
@@ -226,13 +233,17 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
   return Status();
 }
 
-Status ReadModels::CatchUp() {
+Status ReadModels::CatchUp() { return CatchUpFrom(*log_, log_->head()); }
+
+Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
   constexpr size_t kChunk = 4096;
   uint64_t checkpoint;
   CONVSTORE_ASSIGN_OR_RETURN(checkpoint, Checkpoint());
-  while (checkpoint < log_->head()) {
+  while (checkpoint < up_to) {
     std::vector<RecordedEvent> events;
-    CONVSTORE_ASSIGN_OR_RETURN(events, log_->ReadRange(checkpoint + 1, kChunk));
+    CONVSTORE_ASSIGN_OR_RETURN(
+        events, source.ReadRange(checkpoint + 1,
+                                 std::min<uint64_t>(kChunk, up_to - checkpoint)));
     if (events.empty()) break;
     LogBatch batch(log_);
     for (const RecordedEvent& e : events) {

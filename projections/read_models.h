@@ -45,18 +45,29 @@ class MessageStream {
   virtual Result<std::optional<std::string>> NextChunk(size_t max_bytes) = 0;
 };
 
+// Column-family name prefix of the first generation of read models.
+inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
+
 class ReadModels : public EventSink {
  public:
-  // Column families this projection keeps; pass them to EventLog::Open.
-  static std::vector<std::string> ColumnFamilies();
+  // Column families of the read models named by `prefix` (one generation);
+  // pass them to EventLog::Open or create them with CreateColumnFamily.
+  static std::vector<std::string> ColumnFamilies(
+      std::string_view prefix = kDefaultReadModelsPrefix);
 
-  explicit ReadModels(EventLog* log);
+  // The column families must exist in `log`.
+  explicit ReadModels(EventLog* log,
+                      std::string_view prefix = kDefaultReadModelsPrefix);
+  const std::string& prefix() const { return prefix_; }
 
   Status Apply(const RecordedEvent& event, LogBatch& batch) override;
 
   // Replays events after the checkpoint up to the log head (after a crash
   // between versions, or when the read models were dropped).
   Status CatchUp();
+  // Replays `source`'s events after this projection's checkpoint up to
+  // `up_to`, writing into this projection's own log (a rebuild target).
+  Status CatchUpFrom(const EventLog& source, uint64_t up_to);
   // Position of the last event the read models reflect.
   Result<uint64_t> Checkpoint() const;
 
@@ -90,6 +101,7 @@ class ReadModels : public EventSink {
       const std::function<bool(const T&)>& keep) const;
 
   EventLog* log_;
+  std::string prefix_;
   rocksdb::ColumnFamilyHandle* agents_;
   rocksdb::ColumnFamilyHandle* agents_by_owner_;
   rocksdb::ColumnFamilyHandle* conversations_;

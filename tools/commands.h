@@ -32,4 +32,11 @@ struct ExportFlags {
 };
 int RunEventsExport(const ExportFlags& flags);
 
+struct ProjectionsFlags {
+  std::string data_dir = "./data";
+  size_t max_differences = 20;
+};
+int RunProjectionsRebuild(const ProjectionsFlags& flags);
+int RunProjectionsVerify(const ProjectionsFlags& flags);
+
 }  // namespace convstore::tools

@@ -15,31 +15,13 @@
 #include "eventlog/event_json.h"
 #include "eventlog/event_log.h"
 #include "tools/commands.h"
+#include "tools/store_access.h"
 
 namespace convstore::tools {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
 extern "C" void OnInterrupt(int) { g_interrupted = true; }
-
-// A scratch directory for the secondary instance's own files.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "convstore-export-XXXXXX")
-            .string();
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace
 
@@ -49,18 +31,8 @@ int RunEventsExport(const ExportFlags& f) {
               << ")\n";
     return 2;
   }
-  if (!std::filesystem::is_directory(f.data_dir)) {
-    std::cerr << "error: no data directory at " << f.data_dir << "\n";
-    return 1;
-  }
-  ScratchDir scratch;
-  if (scratch.path().empty()) {
-    std::cerr << "error: cannot create a scratch directory\n";
-    return 1;
-  }
-  EventLogOptions options;
-  options.secondary_path = scratch.path();
-  auto log = EventLog::Open(f.data_dir, options);
+  ScratchDir scratch("export");
+  auto log = OpenSecondary(f.data_dir, scratch);
   if (!log.ok()) {
     std::cerr << "error: cannot open " << f.data_dir << ": "
               << log.status().message() << "\n";

@@ -76,8 +76,35 @@ int main(int argc, char** argv) {
   export_cmd->add_flag("--follow", exp.follow,
                        "Keep tailing new events until interrupted");
 
+  CLI::App* projections_cmd = cli.add_subcommand(
+      "projections", "Rebuild or verify the read models (for operators).");
+  projections_cmd->require_subcommand(1);
+  ProjectionsFlags proj;
+  CLI::App* rebuild_cmd = projections_cmd->add_subcommand(
+      "rebuild",
+      "Rebuild every read model from the log, offline (stop the server "
+      "first). The new read models are built beside the old ones and "
+      "switched in only when complete; an interrupted rebuild leaves the "
+      "old ones intact.\nExample: convstore projections rebuild --data-dir "
+      "./data");
+  rebuild_cmd->add_option("--data-dir", proj.data_dir, "Data directory")
+      ->capture_default_str();
+  CLI::App* verify_cmd = projections_cmd->add_subcommand(
+      "verify",
+      "Rebuild the read models into a scratch area and compare them with the "
+      "live ones key by key; exit 0 when identical, 1 with the first "
+      "differences. Safe while the server runs.\nExample: convstore "
+      "projections verify --data-dir ./data");
+  verify_cmd->add_option("--data-dir", proj.data_dir, "Data directory")
+      ->capture_default_str();
+  verify_cmd->add_option("--max-differences", proj.max_differences,
+                         "How many differences to print")
+      ->capture_default_str();
+
   CLI11_PARSE(cli, argc, argv);
   if (serve_cmd->parsed()) return RunServe(serve);
   if (export_cmd->parsed()) return RunEventsExport(exp);
+  if (rebuild_cmd->parsed()) return RunProjectionsRebuild(proj);
+  if (verify_cmd->parsed()) return RunProjectionsVerify(proj);
   return 0;
 }

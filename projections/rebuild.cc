@@ -1,0 +1,204 @@
+#include "projections/rebuild.h"
+
+#include <chrono>
+
+namespace convstore {
+namespace {
+
+constexpr char kActivePrefixKey[] = "read_models_prefix";
+
+// Generation n >= 2 is "rm<n>_"; generation 1 is the default "rm_".
+uint64_t GenerationOf(std::string_view prefix) {
+  if (prefix == kDefaultReadModelsPrefix) return 1;
+  std::string_view digits = prefix.substr(2, prefix.size() - 3);
+  uint64_t n = 0;
+  for (char c : digits) n = n * 10 + static_cast<uint64_t>(c - '0');
+  return n;
+}
+
+std::string PrefixOf(uint64_t generation) {
+  if (generation <= 1) return std::string(kDefaultReadModelsPrefix);
+  return "rm" + std::to_string(generation) + "_";
+}
+
+// The generation prefix of a read-model column family name, if it is one.
+std::optional<std::string> ReadModelsPrefixOf(std::string_view name) {
+  if (name.substr(0, 2) != "rm") return std::nullopt;
+  size_t i = 2;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9') ++i;
+  if (i >= name.size() || name[i] != '_') return std::nullopt;
+  std::string prefix(name.substr(0, i + 1));
+  for (const std::string& cf : ReadModels::ColumnFamilies(prefix)) {
+    if (cf == name) return prefix;
+  }
+  return std::nullopt;
+}
+
+Status CreateGeneration(EventLog& log, std::string_view prefix) {
+  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
+    auto created = log.CreateColumnFamily(name);
+    if (!created.ok()) return created.status();
+  }
+  return Status();
+}
+
+Status DropGeneration(EventLog& log, std::string_view prefix) {
+  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
+    CONVSTORE_RETURN_IF_ERROR(log.DropColumnFamily(name));
+  }
+  return Status();
+}
+
+// Printable form of a binary key: bytes outside ASCII graphics as \xNN.
+std::string Printable(std::string_view bytes) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> ActiveReadModelsPrefix(const EventLog& log) {
+  std::string value;
+  rocksdb::Status s = log.db()->Get(rocksdb::ReadOptions(),
+                                    log.cf(rocksdb::kDefaultColumnFamilyName),
+                                    kActivePrefixKey, &value);
+  if (s.IsNotFound()) return std::string(kDefaultReadModelsPrefix);
+  if (!s.ok()) return Status::IOError(s.ToString());
+  if (!ReadModelsPrefixOf(value + "meta")) {
+    return Status::Corruption("bad read-models prefix '" + value + "'");
+  }
+  return value;
+}
+
+Result<std::unique_ptr<ReadModels>> OpenActiveReadModels(EventLog& log) {
+  std::string prefix;
+  CONVSTORE_ASSIGN_OR_RETURN(prefix, ActiveReadModelsPrefix(log));
+  CONVSTORE_RETURN_IF_ERROR(CreateGeneration(log, prefix));
+  return std::make_unique<ReadModels>(&log, prefix);
+}
+
+Status DropStaleGenerations(EventLog& log) {
+  std::string active;
+  CONVSTORE_ASSIGN_OR_RETURN(active, ActiveReadModelsPrefix(log));
+  for (const std::string& name : log.ColumnFamilyNames()) {
+    std::optional<std::string> prefix = ReadModelsPrefixOf(name);
+    if (prefix && *prefix != active) {
+      CONVSTORE_RETURN_IF_ERROR(log.DropColumnFamily(name));
+    }
+  }
+  return Status();
+}
+
+Result<RebuildReport> RebuildReadModels(EventLog& log) {
+  auto start = std::chrono::steady_clock::now();
+  RebuildReport report;
+  CONVSTORE_ASSIGN_OR_RETURN(report.old_prefix, ActiveReadModelsPrefix(log));
+  report.new_prefix = PrefixOf(GenerationOf(report.old_prefix) + 1);
+  // Leftovers of an earlier, interrupted rebuild are not trusted.
+  CONVSTORE_RETURN_IF_ERROR(DropGeneration(log, report.new_prefix));
+  CONVSTORE_RETURN_IF_ERROR(CreateGeneration(log, report.new_prefix));
+  {
+    ReadModels next(&log, report.new_prefix);
+    CONVSTORE_RETURN_IF_ERROR(next.CatchUpFrom(log, log.head()));
+  }
+  report.events = log.head();
+  // The switch: one synced write. Before it the old generation is in use,
+  // after it the new one.
+  LogBatch flip(&log);
+  flip.Put(log.cf(rocksdb::kDefaultColumnFamilyName), kActivePrefixKey,
+           report.new_prefix);
+  CONVSTORE_RETURN_IF_ERROR(flip.Commit());
+  CONVSTORE_RETURN_IF_ERROR(DropGeneration(log, report.old_prefix));
+  report.seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  return report;
+}
+
+Result<VerifyReport> VerifyReadModels(EventLog& log,
+                                      const std::string& scratch_dir,
+                                      size_t max_differences) {
+  VerifyReport report;
+  std::string prefix;
+  CONVSTORE_ASSIGN_OR_RETURN(prefix, ActiveReadModelsPrefix(log));
+  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
+    if (log.cf(name) == nullptr) {
+      return Status::NotFound("the live read models are missing " + name);
+    }
+  }
+  ReadModels live(&log, prefix);
+  CONVSTORE_ASSIGN_OR_RETURN(report.checkpoint, live.Checkpoint());
+  report.head = log.head();
+
+  EventLogOptions scratch_options;
+  scratch_options.extra_column_families = ReadModels::ColumnFamilies();
+  std::unique_ptr<EventLog> scratch;
+  CONVSTORE_ASSIGN_OR_RETURN(scratch,
+                             EventLog::Open(scratch_dir, scratch_options));
+  ReadModels rebuilt(scratch.get());
+  CONVSTORE_RETURN_IF_ERROR(rebuilt.CatchUpFrom(log, report.checkpoint));
+
+  const std::vector<std::string> live_cfs = ReadModels::ColumnFamilies(prefix);
+  const std::vector<std::string> rebuilt_cfs = ReadModels::ColumnFamilies();
+  auto note = [&](std::string line) {
+    if (report.differences.size() < max_differences) {
+      report.differences.push_back(std::move(line));
+    }
+  };
+  size_t total_differences = 0;
+  for (size_t i = 0; i < live_cfs.size(); ++i) {
+    std::string table = rebuilt_cfs[i].substr(kDefaultReadModelsPrefix.size());
+    std::unique_ptr<rocksdb::Iterator> a(
+        log.db()->NewIterator(rocksdb::ReadOptions(), log.cf(live_cfs[i])));
+    std::unique_ptr<rocksdb::Iterator> b(scratch->db()->NewIterator(
+        rocksdb::ReadOptions(), scratch->cf(rebuilt_cfs[i])));
+    a->SeekToFirst();
+    b->SeekToFirst();
+    while (a->Valid() || b->Valid()) {
+      ++report.keys_compared;
+      int order = !a->Valid()   ? 1
+                  : !b->Valid() ? -1
+                                : a->key().compare(b->key());
+      if (order < 0) {
+        ++total_differences;
+        note(table + ": key " + Printable(a->key().ToStringView()) +
+             " is live but not in a rebuild");
+        a->Next();
+      } else if (order > 0) {
+        ++total_differences;
+        note(table + ": key " + Printable(b->key().ToStringView()) +
+             " is missing from the live read model");
+        b->Next();
+      } else {
+        if (a->value() != b->value()) {
+          ++total_differences;
+          note(table + ": key " + Printable(a->key().ToStringView()) +
+               " differs: live " + Printable(a->value().ToStringView()) +
+               " vs rebuilt " + Printable(b->value().ToStringView()));
+        }
+        a->Next();
+        b->Next();
+      }
+    }
+    if (!a->status().ok()) return Status::IOError(a->status().ToString());
+    if (!b->status().ok()) return Status::IOError(b->status().ToString());
+  }
+  if (total_differences > report.differences.size()) {
+    report.differences.push_back(
+        "... and " + std::to_string(total_differences - report.differences.size()) +
+        " more differences");
+  }
+  return report;
+}
+
+}  // namespace convstore
