@@ -1,6 +1,7 @@
 #include "eventlog/event_log.h"
 
 #include <rocksdb/options.h>
+#include <rocksdb/utilities/checkpoint.h>
 
 #include <set>
 
@@ -109,6 +110,23 @@ Status EventLog::ReloadHead() {
   it->SeekToLast();
   if (it->Valid()) head_ = DecodeU64(it->key().ToStringView());
   return FromRocks(it->status(), "read log head");
+}
+
+Result<uint64_t> EventLog::CountStreams() const {
+  uint64_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), streams_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status(), "count streams"));
+  return n;
+}
+
+Status EventLog::CreateCheckpoint(const std::string& dir) const {
+  rocksdb::Checkpoint* raw = nullptr;
+  CONVSTORE_RETURN_IF_ERROR(
+      FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  return FromRocks(checkpoint->CreateCheckpoint(dir), "checkpoint " + dir);
 }
 
 Status EventLog::CatchUpWithPrimary() {

@@ -75,6 +75,13 @@ class EventLog {
   // Current revision of a stream; nullopt when it has no events.
   Result<std::optional<uint64_t>> StreamRevision(std::string_view stream) const;
 
+  // Number of streams that have events.
+  Result<uint64_t> CountStreams() const;
+  // A consistent copy of the whole store (log and everything beside it) in
+  // `dir`, which must not exist; hard-links files where it can. Safe while
+  // writes continue.
+  Status CreateCheckpoint(const std::string& dir) const;
+
   // For a secondary instance: sees what the primary has written since.
   Status CatchUpWithPrimary();
 

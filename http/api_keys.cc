@@ -166,6 +166,21 @@ Result<bool> ApiKeyStore::Empty() const {
   return !it->Valid();
 }
 
+json::object ApiKeyToJson(const ApiKeyRecord& r, const std::string* plaintext) {
+  json::object o;
+  o["id"] = r.id;
+  if (plaintext != nullptr) o["key"] = *plaintext;
+  o["user_id"] = r.user_id;
+  o["role"] = ToString(r.role);
+  o["created_at"] = FormatRfc3339Millis(r.created_at_ms);
+  if (plaintext == nullptr) {
+    o["revoked_at"] = r.revoked_at_ms
+                          ? json::value(FormatRfc3339Millis(*r.revoked_at_ms))
+                          : json::value(nullptr);
+  }
+  return o;
+}
+
 std::string NewApiKeyText() {
   std::array<unsigned char, 32> bytes;
   RandomBytes(bytes.data(), bytes.size());

@@ -4,6 +4,7 @@
 // writer thread, so a key is durable before anyone is told it exists.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ class ApiKeyStore {
   rocksdb::ColumnFamilyHandle* by_hash_;
   rocksdb::ColumnFamilyHandle* by_id_;
 };
+
+// {id, user_id, role, created_at, revoked_at}, plus "key" when given (only
+// in the response that creates it).
+boost::json::object ApiKeyToJson(const ApiKeyRecord& record,
+                                 const std::string* plaintext = nullptr);
 
 // A fresh random key: "csk_" + 43 base64url characters (256 bits).
 std::string NewApiKeyText();

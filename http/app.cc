@@ -165,6 +165,7 @@ class App::Handlers {
   void ListApiKeys(const RequestCtx& ctx, Respond respond);
   void RevokeApiKey(const RequestCtx& ctx, const std::string& id, Respond respond);
   void ListEvents(const RequestCtx& ctx, Respond respond);
+  void CreateBackup(const RequestCtx& ctx, Respond respond);
   ApiResponse Metrics() const;
 
   App& app_;
@@ -358,10 +359,14 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
                  : AppendMessage(ctx, s[2], respond);
     });
   }
-  if (s.size() == 3 && s[1] == "admin" && s[2] == "events") {
+  if (s.size() == 3 && s[1] == "admin" &&
+      (s[2] == "events" || s[2] == "backups")) {
     if (!ctx.actor.admin) {
       return respond(ErrorResponse(
           Status::PermissionDenied("This route needs an admin API key.")));
+    }
+    if (s[2] == "backups") {
+      return dispatch("POST", [&] { CreateBackup(ctx, respond); });
     }
     return dispatch("GET", [&] { ListEvents(ctx, respond); });
   }
@@ -867,13 +872,7 @@ void App::Handlers::CreateApiKey(const RequestCtx& ctx, Respond respond) {
           std::string key = NewApiKeyText();
           ApiKeyRecord rec = app_.keys_->Create(batch, key, req.user_id, req.role,
                                                 dctx.now_ms, "key_" + dctx.new_uuid());
-          json::object body;
-          body["id"] = rec.id;
-          body["key"] = key;
-          body["user_id"] = rec.user_id;
-          body["role"] = ToString(rec.role);
-          body["created_at"] = FormatRfc3339Millis(rec.created_at_ms);
-          ApiResponse r = JsonResponse(201, body);
+          ApiResponse r = JsonResponse(201, ApiKeyToJson(rec, &key));
           r.body_has_secret_key = true;
           return r;
         },
@@ -884,17 +883,7 @@ void App::Handlers::ListApiKeys(const RequestCtx&, Respond respond) {
   auto keys = app_.keys_->List();
   if (!keys.ok()) return respond(ErrorResponse(keys.status()));
   json::array items;
-  for (const ApiKeyRecord& k : *keys) {
-    json::object o;
-    o["id"] = k.id;
-    o["user_id"] = k.user_id;
-    o["role"] = ToString(k.role);
-    o["created_at"] = FormatRfc3339Millis(k.created_at_ms);
-    o["revoked_at"] = k.revoked_at_ms
-                          ? json::value(FormatRfc3339Millis(*k.revoked_at_ms))
-                          : json::value(nullptr);
-    items.push_back(std::move(o));
-  }
+  for (const ApiKeyRecord& k : *keys) items.push_back(ApiKeyToJson(k));
   respond(JsonResponse(200, items));
 }
 
@@ -947,6 +936,35 @@ void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
                             {"limit", std::to_string(n)}}));
     }
     respond(std::move(r));
+  });
+}
+
+void App::Handlers::CreateBackup(const RequestCtx& ctx, Respond respond) {
+  boost::system::error_code ec;
+  json::value body = json::parse(ctx.request.body, ec);
+  const json::value* dir = ec || !body.is_object()
+                               ? nullptr
+                               : body.as_object().if_contains("dir");
+  if (dir == nullptr || !dir->is_string() || dir->as_string().empty() ||
+      dir->as_string()[0] != '/') {
+    return respond(ErrorResponse(Status::InvalidArgument(
+        "Field 'dir' must be an absolute path on the server's host.", "dir")));
+  }
+  std::string path(dir->as_string());
+  // A checkpoint flushes and links files: disk work, so off the I/O threads.
+  boost::asio::post(*app_.long_reads_, [this, path,
+                                        respond = std::move(respond)] {
+    uint64_t head = app_.log_->head();
+    Status s = app_.log_->CreateCheckpoint(path);
+    if (!s.ok()) {
+      spdlog::error("backup to {} failed: {}", path, s.ToString());
+      return respond(ErrorResponse(Status::Conflict(
+          "Backup failed; 'dir' must not exist and its parent must be "
+          "writable by the server.",
+          "backup_failed")));
+    }
+    spdlog::info("backup created in {} (log head at least {})", path, head);
+    respond(JsonResponse(201, {{"dir", path}, {"head_at_least", head}}));
   });
 }
 

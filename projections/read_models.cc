@@ -150,6 +150,19 @@ Result<std::optional<Versioned<Conversation>>> ReadModels::GetConversation(
   return std::optional<Versioned<Conversation>>(std::move(c));
 }
 
+Result<ReadModels::Counts> ReadModels::Count() const {
+  Counts counts;
+  for (auto [cf, out] : {std::pair{agents_, &counts.agents},
+                         std::pair{conversations_, &counts.conversations},
+                         std::pair{messages_, &counts.messages}}) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        log_->db()->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++*out;
+    CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
+  }
+  return counts;
+}
+
 Result<uint64_t> ReadModels::Checkpoint() const {
   std::optional<std::string> raw;
   CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey, nullptr));

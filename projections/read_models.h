@@ -71,6 +71,14 @@ class ReadModels : public EventSink {
   // Position of the last event the read models reflect.
   Result<uint64_t> Checkpoint() const;
 
+  struct Counts {
+    uint64_t agents = 0;
+    uint64_t conversations = 0;
+    uint64_t messages = 0;
+  };
+  // Exact counts (a full scan of three tables).
+  Result<Counts> Count() const;
+
   // Reads through a pending batch (for decisions on the writer thread) or,
   // with batch == nullptr, from the committed state.
   Result<std::optional<Versioned<Agent>>> GetAgent(

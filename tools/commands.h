@@ -40,3 +40,38 @@ int RunProjectionsRebuild(const ProjectionsFlags& flags);
 int RunProjectionsVerify(const ProjectionsFlags& flags);
 
 }  // namespace convstore::tools
+
+namespace convstore::tools {
+
+// Where a command that can work online (through the server) or offline
+// (directly on the data dir) goes when a server holds the lock.
+struct OnlineFlags {
+  std::string data_dir = "./data";
+  std::string server = "http://127.0.0.1:8080";
+  std::string admin_key;  // CONVSTORE_ADMIN_KEY
+};
+
+struct KeysFlags {
+  OnlineFlags where;
+  std::string user;
+  bool admin = false;
+  std::string id;
+};
+int RunKeysCreate(const KeysFlags& flags);
+int RunKeysList(const KeysFlags& flags);
+int RunKeysRevoke(const KeysFlags& flags);
+
+struct StatsFlags {
+  std::string data_dir = "./data";
+  bool json = false;
+};
+int RunStats(const StatsFlags& flags);
+
+struct BackupFlags {
+  OnlineFlags where;
+  std::string dir;
+};
+int RunBackupCreate(const BackupFlags& flags);
+int RunBackupRestore(const BackupFlags& flags);
+
+}  // namespace convstore::tools

@@ -101,10 +101,83 @@ int main(int argc, char** argv) {
                          "How many differences to print")
       ->capture_default_str();
 
+  // Commands that work on a data dir directly, or through the server's admin
+  // API when it is running on that dir.
+  auto add_online = [](CLI::App* cmd, OnlineFlags& where) {
+    cmd->add_option("--data-dir", where.data_dir, "Data directory")
+        ->capture_default_str();
+    cmd->add_option("--server", where.server,
+                    "The running server's URL, used when it holds the data "
+                    "dir")
+        ->capture_default_str();
+    cmd->add_option("--admin-key", where.admin_key,
+                    "Admin API key for --server")
+        ->envname("CONVSTORE_ADMIN_KEY");
+  };
+
+  CLI::App* keys_cmd = cli.add_subcommand(
+      "keys",
+      "Manage API keys: directly on the data dir when the server is stopped, "
+      "through its admin API when it runs.");
+  keys_cmd->require_subcommand(1);
+  KeysFlags keys;
+  CLI::App* keys_create = keys_cmd->add_subcommand(
+      "create",
+      "Create a key and print it once.\nExample: convstore keys create "
+      "--user user-12345");
+  add_online(keys_create, keys.where);
+  keys_create->add_option("--user", keys.user, "The key's user id")->required();
+  keys_create->add_flag("--admin", keys.admin, "An admin key");
+  CLI::App* keys_list =
+      keys_cmd->add_subcommand("list", "List keys (never the keys themselves).");
+  add_online(keys_list, keys.where);
+  CLI::App* keys_revoke = keys_cmd->add_subcommand(
+      "revoke", "Revoke a key by id.\nExample: convstore keys revoke key_...");
+  add_online(keys_revoke, keys.where);
+  keys_revoke->add_option("id", keys.id, "The key id (key_...)")->required();
+
+  StatsFlags stats;
+  CLI::App* stats_cmd = cli.add_subcommand(
+      "stats",
+      "Events, head position, streams, agents, conversations, messages, size "
+      "on disk, read-model checkpoint vs head. Safe while the server runs.");
+  stats_cmd->add_option("--data-dir", stats.data_dir, "Data directory")
+      ->capture_default_str();
+  stats_cmd->add_flag("--json", stats.json, "One JSON object");
+
+  CLI::App* backup_cmd =
+      cli.add_subcommand("backup", "Consistent backups of a data dir.");
+  backup_cmd->require_subcommand(1);
+  BackupFlags backup;
+  CLI::App* backup_create = backup_cmd->add_subcommand(
+      "create",
+      "Write a consistent copy of the whole store into DIR (which must not "
+      "exist). Works while the server serves writes (it then makes the copy "
+      "itself, so DIR is on the server's host).\nExample: convstore backup "
+      "create /backups/2026-11-23");
+  add_online(backup_create, backup.where);
+  backup_create->add_option("dir", backup.dir, "Backup directory")->required();
+  CLI::App* backup_restore = backup_cmd->add_subcommand(
+      "restore",
+      "Restore backup DIR into --data-dir (which must not exist or be "
+      "empty), then check the log is gapless and the read models match."
+      "\nExample: convstore backup restore /backups/2026-11-23 --data-dir "
+      "./data");
+  backup_restore->add_option("dir", backup.dir, "Backup directory")->required();
+  backup_restore->add_option("--data-dir", backup.where.data_dir,
+                             "Data directory to create")
+      ->required();
+
   CLI11_PARSE(cli, argc, argv);
   if (serve_cmd->parsed()) return RunServe(serve);
   if (export_cmd->parsed()) return RunEventsExport(exp);
   if (rebuild_cmd->parsed()) return RunProjectionsRebuild(proj);
   if (verify_cmd->parsed()) return RunProjectionsVerify(proj);
+  if (keys_create->parsed()) return RunKeysCreate(keys);
+  if (keys_list->parsed()) return RunKeysList(keys);
+  if (keys_revoke->parsed()) return RunKeysRevoke(keys);
+  if (stats_cmd->parsed()) return RunStats(stats);
+  if (backup_create->parsed()) return RunBackupCreate(backup);
+  if (backup_restore->parsed()) return RunBackupRestore(backup);
   return 0;
 }
