@@ -261,6 +261,16 @@ Result<std::optional<std::string>> LogBatch::Get(
   return std::optional<std::string>(std::move(value));
 }
 
+Result<std::optional<RecordedEvent>> LogBatch::ReadEvent(
+    uint64_t position) const {
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, Get(log_->events_cf_, EncodeU64(position)));
+  if (!raw) return std::optional<RecordedEvent>();
+  RecordedEvent e;
+  CONVSTORE_ASSIGN_OR_RETURN(e, DecodeEvent(*raw));
+  return std::optional<RecordedEvent>(std::move(e));
+}
+
 void LogBatch::Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                    std::string_view value) {
   batch_.Put(cf, rocksdb::Slice(key.data(), key.size()),

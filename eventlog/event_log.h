@@ -98,7 +98,14 @@ class EventLog {
   Status DropColumnFamily(const std::string& name);
 
   // Projections applied to every appended event, inside the same batch.
+  // Call AddSink before writing starts; ReplaceSink only from the thread
+  // that owns LogBatches (the writer), e.g. to switch to rebuilt read models.
   void AddSink(EventSink* sink) { sinks_.push_back(sink); }
+  void ReplaceSink(EventSink* old_sink, EventSink* new_sink) {
+    for (EventSink*& s : sinks_) {
+      if (s == old_sink) s = new_sink;
+    }
+  }
 
  private:
   friend class LogBatch;
@@ -132,6 +139,10 @@ class LogBatch {
   Result<std::vector<RecordedEvent>> Append(
       const std::vector<NewEvent>& events, const EventMeta& meta,
       const std::function<std::string()>& new_event_id);
+
+  // Reads an event as it would be after this batch commits (including the
+  // batch's own appends).
+  Result<std::optional<RecordedEvent>> ReadEvent(uint64_t position) const;
 
   // Reads a key as it would be after this batch commits.
   Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,

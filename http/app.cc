@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 #include <chrono>
+#include <future>
 #include <map>
 
 #include "core/decide.h"
@@ -166,6 +167,7 @@ class App::Handlers {
   void RevokeApiKey(const RequestCtx& ctx, const std::string& id, Respond respond);
   void ListEvents(const RequestCtx& ctx, Respond respond);
   void CreateBackup(const RequestCtx& ctx, Respond respond);
+  ApiResponse ProjectionsStatus(unsigned status) const;
   ApiResponse Metrics() const;
 
   App& app_;
@@ -185,12 +187,13 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   }
   CONVSTORE_ASSIGN_OR_RETURN(app->log_, EventLog::Open(config.data_dir, options));
   CONVSTORE_RETURN_IF_ERROR(DropStaleGenerations(*app->log_));
-  CONVSTORE_ASSIGN_OR_RETURN(app->read_models_,
-                             OpenActiveReadModels(*app->log_));
-  app->log_->AddSink(app->read_models_.get());
+  std::shared_ptr<ReadModels> read_models;
+  CONVSTORE_ASSIGN_OR_RETURN(read_models, OpenActiveReadModels(*app->log_));
+  app->log_->AddSink(read_models.get());
+  app->read_models_.store(read_models);
   app->keys_ = std::make_unique<ApiKeyStore>(app->log_.get());
   app->idempotency_ = std::make_unique<IdempotencyStore>(app->log_.get());
-  CONVSTORE_RETURN_IF_ERROR(app->read_models_->CatchUp());
+  CONVSTORE_RETURN_IF_ERROR(read_models->CatchUp());
 
   bool no_keys = false;
   CONVSTORE_ASSIGN_OR_RETURN(no_keys, app->keys_->Empty());
@@ -211,8 +214,100 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
 }
 
 App::~App() {
+  stopping_ = true;
   StopWrites();
+  if (rebuild_thread_.joinable()) rebuild_thread_.join();
   if (long_reads_) long_reads_->join();
+}
+
+// ---------------------------------------------------------------- rebuild
+
+App::RebuildStatus App::rebuild_status() const {
+  std::lock_guard<std::mutex> lock(rebuild_mu_);
+  return rebuild_;
+}
+
+Status App::StartRebuild() {
+  std::lock_guard<std::mutex> lock(rebuild_mu_);
+  if (rebuild_.state == "building") {
+    return Status::Conflict("A rebuild is already running.",
+                            "rebuild_in_progress");
+  }
+  if (rebuild_thread_.joinable()) rebuild_thread_.join();
+  rebuild_ = RebuildStatus();
+  rebuild_.state = "building";
+  rebuild_.started_at_ms = NowMillis();
+  rebuild_.from_generation = read_models()->prefix();
+  rebuild_.to_generation = NextGenerationPrefix(rebuild_.from_generation);
+  rebuild_thread_ = std::thread([this] { RunRebuild(); });
+  return Status();
+}
+
+// Builds the next generation beside the live one while writes go on, then
+// does the final catch-up and the switch as one writer command, so writes
+// pause only for that last step and reads are served throughout.
+void App::RunRebuild() {
+  std::shared_ptr<ReadModels> current = read_models();
+  const std::string next = NextGenerationPrefix(current->prefix());
+  auto finish = [this](const Status& s) {
+    std::lock_guard<std::mutex> lock(rebuild_mu_);
+    rebuild_.finished_at_ms = NowMillis();
+    rebuild_.events = log_->head();
+    rebuild_.state = s.ok() ? "done" : "failed";
+    if (!s.ok()) {
+      rebuild_.error = s.message();
+      spdlog::error("online rebuild failed: {}", s.ToString());
+    } else {
+      spdlog::info("online rebuild done: read models now {}", rebuild_.to_generation);
+    }
+  };
+  Status s = DropGeneration(*log_, next);  // leftovers are not trusted
+  if (s.ok()) s = CreateGeneration(*log_, next);
+  if (!s.ok()) return finish(s);
+  auto target = std::make_shared<ReadModels>(log_.get(), next);
+  for (int round = 0; round < 100 && !stopping_; ++round) {
+    s = target->CatchUpFrom(*log_, log_->head());
+    if (!s.ok()) return finish(s);
+    auto checkpoint = target->Checkpoint();
+    if (!checkpoint.ok()) return finish(checkpoint.status());
+    if (log_->head() - *checkpoint < 1000) break;
+  }
+  auto switched = std::make_shared<std::promise<Status>>();
+  writer_->Submit(
+      [this, target, current](LogBatch& batch) -> Status {
+        uint64_t checkpoint;
+        CONVSTORE_ASSIGN_OR_RETURN(checkpoint, target->Checkpoint());
+        // Events after the target's checkpoint, committed or still pending
+        // in this very group, go into the new generation in this batch.
+        for (uint64_t p = checkpoint + 1; p <= batch.head(); ++p) {
+          std::optional<RecordedEvent> e;
+          CONVSTORE_ASSIGN_OR_RETURN(e, batch.ReadEvent(p));
+          if (!e) return Status::Corruption("gap at " + std::to_string(p));
+          CONVSTORE_RETURN_IF_ERROR(target->Apply(*e, batch));
+        }
+        SetActiveReadModelsPrefix(batch, target->prefix());
+        // From here on, later commands (even in this group) decide against
+        // and project into the new generation.
+        log_->ReplaceSink(current.get(), target.get());
+        read_models_.store(target);
+        return Status();
+      },
+      [switched](const Status& status) { switched->set_value(status); });
+  s = switched->get_future().get();
+  finish(s);
+  if (!s.ok()) return;
+  // Drop the old generation once no reader (or message stream) holds it;
+  // if that takes too long, the next start drops it.
+  std::string old_prefix = current->prefix();
+  std::weak_ptr<ReadModels> old = current;
+  current.reset();
+  for (int i = 0; i < 6000 && !old.expired() && !stopping_; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (old.expired()) {
+    Status dropped = DropGeneration(*log_, old_prefix);
+    if (!dropped.ok()) spdlog::warn("dropping {}: {}", old_prefix, dropped.ToString());
+  }
 }
 
 void App::StopWrites() {
@@ -308,7 +403,8 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
       pos = end + 2;
     }
     if (!ok) return method_not_allowed(allow);
-    if (has_body && !IsJsonContentType(ctx.request.content_type)) {
+    if (has_body && !ctx.request.body.empty() &&
+        !IsJsonContentType(ctx.request.content_type)) {
       ApiResponse r = ErrorResponse(Status::InvalidArgument(
           "Content-Type must be application/json."));
       r.status = 415;
@@ -357,6 +453,22 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
     return dispatch("GET, POST", [&] {
       m == "GET" ? ListMessages(ctx, s[2], respond)
                  : AppendMessage(ctx, s[2], respond);
+    });
+  }
+  if ((s.size() == 3 || s.size() == 4) && s[1] == "admin" &&
+      s[2] == "projections") {
+    if (!ctx.actor.admin) {
+      return respond(ErrorResponse(
+          Status::PermissionDenied("This route needs an admin API key.")));
+    }
+    if (s.size() == 3) {
+      return dispatch("GET", [&] { respond(ProjectionsStatus(200)); });
+    }
+    if (s[3] != "rebuild") return not_found();
+    return dispatch("POST", [&] {
+      Status started = app_.StartRebuild();
+      if (!started.ok()) return respond(ErrorResponse(started));
+      respond(ProjectionsStatus(202));
     });
   }
   if (s.size() == 3 && s[1] == "admin" &&
@@ -553,7 +665,7 @@ void App::Handlers::ListAgents(const RequestCtx& ctx, Respond respond) {
     if (!id.ok()) return respond(ErrorResponse(id.status()));
     q.after = *id;
   }
-  auto page = app_.read_models_->ListAgents(q);
+  auto page = app_.read_models()->ListAgents(q);
   if (!page.ok()) return respond(ErrorResponse(page.status()));
   json::array items;
   for (const auto& a : page->items) items.push_back(AgentToJson(a.value));
@@ -587,7 +699,7 @@ void App::Handlers::GetAgent(const RequestCtx& ctx, const std::string& id,
                              Respond respond) {
   std::optional<Versioned<Agent>> agent;
   if (IsAgentId(id)) {
-    auto got = app_.read_models_->GetAgent(id);
+    auto got = app_.read_models()->GetAgent(id);
     if (!got.ok()) return respond(ErrorResponse(got.status()));
     agent = std::move(*got);
   }
@@ -611,7 +723,7 @@ void App::Handlers::UpdateAgent(const RequestCtx& ctx, const std::string& id,
             const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Agent>> cur;
           if (IsAgentId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models_->GetAgent(id, &batch));
+            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models()->GetAgent(id, &batch));
           }
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideUpdateAgent(req, cur, if_match, dctx));
@@ -631,7 +743,7 @@ void App::Handlers::DeleteAgent(const RequestCtx& ctx, const std::string& id,
                              const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Agent>> cur;
           if (IsAgentId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models_->GetAgent(id, &batch));
+            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models()->GetAgent(id, &batch));
           }
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideDeleteAgent(cur, if_match, dctx));
@@ -673,7 +785,7 @@ void App::Handlers::ListConversations(const RequestCtx& ctx, Respond respond) {
     if (!id.ok()) return respond(ErrorResponse(id.status()));
     q.after = *id;
   }
-  auto page = app_.read_models_->ListConversations(q);
+  auto page = app_.read_models()->ListConversations(q);
   if (!page.ok()) return respond(ErrorResponse(page.status()));
   json::array items;
   for (const auto& c : page->items) {
@@ -696,7 +808,7 @@ void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
           std::optional<Versioned<Agent>> agent;
           if (IsAgentId(req.agent_id)) {
             CONVSTORE_ASSIGN_OR_RETURN(
-                agent, app_.read_models_->GetAgent(req.agent_id, &batch));
+                agent, app_.read_models()->GetAgent(req.agent_id, &batch));
           }
           Result<Decision<Conversation>> d =
               DecideCreateConversation(req, agent, dctx);
@@ -725,7 +837,7 @@ void App::Handlers::GetConversation(const RequestCtx& ctx, const std::string& id
                                     Respond respond) {
   std::optional<Versioned<Conversation>> c;
   if (IsConversationId(id)) {
-    auto got = app_.read_models_->GetConversation(id);
+    auto got = app_.read_models()->GetConversation(id);
     if (!got.ok()) return respond(ErrorResponse(got.status()));
     c = std::move(*got);
   }
@@ -747,7 +859,7 @@ void App::Handlers::UpdateConversation(const RequestCtx& ctx,
           std::optional<Versioned<Conversation>> cur;
           if (IsConversationId(id)) {
             CONVSTORE_ASSIGN_OR_RETURN(
-                cur, app_.read_models_->GetConversation(id, &batch));
+                cur, app_.read_models()->GetConversation(id, &batch));
           }
           Decision<Conversation> d;
           CONVSTORE_ASSIGN_OR_RETURN(
@@ -765,7 +877,7 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
                    const EventMeta&) -> Result<ApiResponse> {
           std::optional<Versioned<Conversation>> c;
           if (IsConversationId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models_->GetConversation(id, &batch));
+            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models()->GetConversation(id, &batch));
           }
           CONVSTORE_RETURN_IF_ERROR(CheckAccess(
               c.has_value(), c ? c->value.created_by : "", dctx.actor,
@@ -779,7 +891,7 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
           }
           std::optional<Versioned<Agent>> agent;
           CONVSTORE_ASSIGN_OR_RETURN(
-              agent, app_.read_models_->GetAgent(c->value.agent_id, &batch));
+              agent, app_.read_models()->GetAgent(c->value.agent_id, &batch));
           json::object body;
           body["room_name"] = c->value.id;
           body["room_url"] = RoomUrl(c->value.id);
@@ -800,7 +912,7 @@ void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
                                  Respond respond) {
   std::optional<Versioned<Conversation>> c;
   if (IsConversationId(id)) {
-    auto got = app_.read_models_->GetConversation(id);
+    auto got = app_.read_models()->GetConversation(id);
     if (!got.ok()) return respond(ErrorResponse(got.status()));
     c = std::move(*got);
   }
@@ -811,14 +923,14 @@ void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
   auto after_it = ctx.query.find("after");
   if (ctx.query.find("limit") == ctx.query.end() && after_it == ctx.query.end()) {
     ApiResponse r;
-    r.stream = app_.read_models_->StreamMessages(id);
+    r.stream = app_.read_models()->StreamMessages(id);
     return respond(std::move(r));
   }
   auto limit = ParseLimit(ctx.query, 1000, 1000);
   if (!limit.ok()) return respond(ErrorResponse(limit.status()));
   std::optional<std::string> after;
   if (after_it != ctx.query.end()) after = after_it->second;
-  auto page = app_.read_models_->ListMessages(id, after, *limit);
+  auto page = app_.read_models()->ListMessages(id, after, *limit);
   if (!page.ok()) return respond(ErrorResponse(page.status()));
   ApiResponse r;
   r.status = 200;
@@ -848,7 +960,7 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
                                           const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Conversation>> c;
           if (IsConversationId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models_->GetConversation(id, &batch));
+            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models()->GetConversation(id, &batch));
           }
           Decision<Message> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
@@ -968,6 +1080,32 @@ void App::Handlers::CreateBackup(const RequestCtx& ctx, Respond respond) {
   });
 }
 
+ApiResponse App::Handlers::ProjectionsStatus(unsigned status) const {
+  std::shared_ptr<ReadModels> rm = app_.read_models();
+  auto checkpoint = rm->Checkpoint();
+  if (!checkpoint.ok()) return ErrorResponse(checkpoint.status());
+  uint64_t head = app_.log_->head();
+  App::RebuildStatus r = app_.rebuild_status();
+  auto time_or_null = [](int64_t ms) {
+    return ms ? json::value(FormatRfc3339Millis(ms)) : json::value(nullptr);
+  };
+  json::object rebuild{{"state", r.state},
+                       {"from_generation", r.from_generation},
+                       {"to_generation", r.to_generation},
+                       {"started_at", time_or_null(r.started_at_ms)},
+                       {"finished_at", time_or_null(r.finished_at_ms)},
+                       {"events", r.events},
+                       {"error", r.error.empty() ? json::value(nullptr)
+                                                 : json::value(r.error)}};
+  json::object read_model{{"name", "conversations"},
+                          {"generation", rm->prefix()},
+                          {"checkpoint", *checkpoint},
+                          {"lag", head - std::min(head, *checkpoint)}};
+  return JsonResponse(status, {{"head", head},
+                               {"read_models", json::array{read_model}},
+                               {"rebuild", rebuild}});
+}
+
 // ---------------------------------------------------------------- metrics
 
 ApiResponse App::Handlers::Metrics() const {
@@ -994,7 +1132,7 @@ ApiResponse App::Handlers::Metrics() const {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6f", w.commit_micros_total.load() / 1e6);
   out += "convstore_fsync_seconds_total " + std::string(buf) + "\n";
-  auto checkpoint = app_.read_models_->Checkpoint();
+  auto checkpoint = app_.read_models()->Checkpoint();
   if (checkpoint.ok()) {
     out += "# HELP convstore_read_model_lag_events Events in the log not yet in the read models.\n";
     out += "# TYPE convstore_read_model_lag_events gauge\n";

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 
@@ -65,6 +67,8 @@ class App {
   void StopWrites();
 
   EventLog& log() { return *log_; }
+  // The read models in use; an online rebuild swaps them.
+  std::shared_ptr<ReadModels> read_models() const { return read_models_.load(); }
   const WriterStats& writer_stats() const { return writer_->stats(); }
 
  private:
@@ -74,7 +78,7 @@ class App {
 
   AppConfig config_;
   std::unique_ptr<EventLog> log_;
-  std::unique_ptr<ReadModels> read_models_;
+  std::atomic<std::shared_ptr<ReadModels>> read_models_;
   std::unique_ptr<ApiKeyStore> keys_;
   std::unique_ptr<IdempotencyStore> idempotency_;
   std::unique_ptr<GroupCommitWriter> writer_;
@@ -85,6 +89,24 @@ class App {
   std::unique_ptr<boost::asio::thread_pool> long_reads_;
   std::optional<std::string> bootstrap_key_;
   std::atomic<bool> ready_{false};
+
+  // Online rebuild (POST /v1/admin/projections/rebuild).
+  struct RebuildStatus {
+    std::string state = "idle";  // idle, building, done, failed
+    std::string from_generation;
+    std::string to_generation;
+    int64_t started_at_ms = 0;
+    int64_t finished_at_ms = 0;
+    uint64_t events = 0;
+    std::string error;
+  };
+  Status StartRebuild();
+  void RunRebuild();
+  RebuildStatus rebuild_status() const;
+  mutable std::mutex rebuild_mu_;
+  RebuildStatus rebuild_;
+  std::thread rebuild_thread_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace convstore::http

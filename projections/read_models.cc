@@ -52,8 +52,12 @@ bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
 class SnapshotMessageStream : public MessageStream {
  public:
   SnapshotMessageStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                        std::string prefix)
-      : db_(db), snapshot_(db->GetSnapshot()), prefix_(std::move(prefix)) {
+                        std::string prefix,
+                        std::shared_ptr<const void> keepalive)
+      : keepalive_(std::move(keepalive)),
+        db_(db),
+        snapshot_(db->GetSnapshot()),
+        prefix_(std::move(prefix)) {
     rocksdb::ReadOptions options;
     options.snapshot = snapshot_;
     it_.reset(db_->NewIterator(options, cf));
@@ -86,6 +90,7 @@ class SnapshotMessageStream : public MessageStream {
   }
 
  private:
+  std::shared_ptr<const void> keepalive_;
   rocksdb::DB* db_;
   const rocksdb::Snapshot* snapshot_;
   std::string prefix_;
@@ -384,7 +389,8 @@ Result<Page<std::string>> ReadModels::ListMessages(
 std::unique_ptr<MessageStream> ReadModels::StreamMessages(
     std::string_view conversation_id) const {
   return std::make_unique<SnapshotMessageStream>(
-      log_->db(), messages_, MessagePrefix(conversation_id));
+      log_->db(), messages_, MessagePrefix(conversation_id),
+      weak_from_this().lock());
 }
 
 }  // namespace convstore

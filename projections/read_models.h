@@ -48,7 +48,8 @@ class MessageStream {
 // Column-family name prefix of the first generation of read models.
 inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
 
-class ReadModels : public EventSink {
+class ReadModels : public EventSink,
+                   public std::enable_shared_from_this<ReadModels> {
  public:
   // Column families of the read models named by `prefix` (one generation);
   // pass them to EventLog::Open or create them with CreateColumnFamily.
@@ -95,6 +96,8 @@ class ReadModels : public EventSink {
   Result<Page<std::string>> ListMessages(std::string_view conversation_id,
                                          std::optional<std::string> after,
                                          size_t limit) const;
+  // When this object is owned by a shared_ptr, the stream keeps it (and so
+  // its column families) alive until the stream is done.
   std::unique_ptr<MessageStream> StreamMessages(
       std::string_view conversation_id) const;
 

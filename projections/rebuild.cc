@@ -34,21 +34,6 @@ std::optional<std::string> ReadModelsPrefixOf(std::string_view name) {
   return std::nullopt;
 }
 
-Status CreateGeneration(EventLog& log, std::string_view prefix) {
-  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
-    auto created = log.CreateColumnFamily(name);
-    if (!created.ok()) return created.status();
-  }
-  return Status();
-}
-
-Status DropGeneration(EventLog& log, std::string_view prefix) {
-  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
-    CONVSTORE_RETURN_IF_ERROR(log.DropColumnFamily(name));
-  }
-  return Status();
-}
-
 // Printable form of a binary key: bytes outside ASCII graphics as \xNN.
 std::string Printable(std::string_view bytes) {
   static const char* kHex = "0123456789abcdef";
@@ -67,6 +52,30 @@ std::string Printable(std::string_view bytes) {
 
 }  // namespace
 
+Status CreateGeneration(EventLog& log, std::string_view prefix) {
+  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
+    auto created = log.CreateColumnFamily(name);
+    if (!created.ok()) return created.status();
+  }
+  return Status();
+}
+
+Status DropGeneration(EventLog& log, std::string_view prefix) {
+  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
+    CONVSTORE_RETURN_IF_ERROR(log.DropColumnFamily(name));
+  }
+  return Status();
+}
+
+std::string NextGenerationPrefix(std::string_view prefix) {
+  return PrefixOf(GenerationOf(prefix) + 1);
+}
+
+void SetActiveReadModelsPrefix(LogBatch& batch, std::string_view prefix) {
+  batch.Put(batch.log()->cf(rocksdb::kDefaultColumnFamilyName),
+            kActivePrefixKey, prefix);
+}
+
 Result<std::string> ActiveReadModelsPrefix(const EventLog& log) {
   std::string value;
   rocksdb::Status s = log.db()->Get(rocksdb::ReadOptions(),
@@ -80,11 +89,11 @@ Result<std::string> ActiveReadModelsPrefix(const EventLog& log) {
   return value;
 }
 
-Result<std::unique_ptr<ReadModels>> OpenActiveReadModels(EventLog& log) {
+Result<std::shared_ptr<ReadModels>> OpenActiveReadModels(EventLog& log) {
   std::string prefix;
   CONVSTORE_ASSIGN_OR_RETURN(prefix, ActiveReadModelsPrefix(log));
   CONVSTORE_RETURN_IF_ERROR(CreateGeneration(log, prefix));
-  return std::make_unique<ReadModels>(&log, prefix);
+  return std::make_shared<ReadModels>(&log, prefix);
 }
 
 Status DropStaleGenerations(EventLog& log) {
@@ -103,7 +112,7 @@ Result<RebuildReport> RebuildReadModels(EventLog& log) {
   auto start = std::chrono::steady_clock::now();
   RebuildReport report;
   CONVSTORE_ASSIGN_OR_RETURN(report.old_prefix, ActiveReadModelsPrefix(log));
-  report.new_prefix = PrefixOf(GenerationOf(report.old_prefix) + 1);
+  report.new_prefix = NextGenerationPrefix(report.old_prefix);
   // Leftovers of an earlier, interrupted rebuild are not trusted.
   CONVSTORE_RETURN_IF_ERROR(DropGeneration(log, report.new_prefix));
   CONVSTORE_RETURN_IF_ERROR(CreateGeneration(log, report.new_prefix));
@@ -115,8 +124,7 @@ Result<RebuildReport> RebuildReadModels(EventLog& log) {
   // The switch: one synced write. Before it the old generation is in use,
   // after it the new one.
   LogBatch flip(&log);
-  flip.Put(log.cf(rocksdb::kDefaultColumnFamilyName), kActivePrefixKey,
-           report.new_prefix);
+  SetActiveReadModelsPrefix(flip, report.new_prefix);
   CONVSTORE_RETURN_IF_ERROR(flip.Commit());
   CONVSTORE_RETURN_IF_ERROR(DropGeneration(log, report.old_prefix));
   report.seconds = std::chrono::duration<double>(

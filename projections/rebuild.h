@@ -18,9 +18,16 @@
 namespace convstore {
 
 Result<std::string> ActiveReadModelsPrefix(const EventLog& log);
+// The prefix of the generation after `prefix`.
+std::string NextGenerationPrefix(std::string_view prefix);
+// Creates (or drops) one generation's column families.
+Status CreateGeneration(EventLog& log, std::string_view prefix);
+Status DropGeneration(EventLog& log, std::string_view prefix);
+// Records `prefix` as the active generation, inside `batch`.
+void SetActiveReadModelsPrefix(LogBatch& batch, std::string_view prefix);
 
 // The active generation, its column families created if missing.
-Result<std::unique_ptr<ReadModels>> OpenActiveReadModels(EventLog& log);
+Result<std::shared_ptr<ReadModels>> OpenActiveReadModels(EventLog& log);
 
 // Drops read-model column families of any generation but the active one
 // (leftovers of an interrupted rebuild).
@@ -32,7 +39,8 @@ struct RebuildReport {
   std::string old_prefix;
   std::string new_prefix;
 };
-// Offline rebuild of every read model from the log.
+// Offline rebuild of every read model from the log. (The server's online
+// rebuild is http::App's, built from the same pieces.)
 Result<RebuildReport> RebuildReadModels(EventLog& log);
 
 struct VerifyReport {
