@@ -107,6 +107,32 @@ std::string NextLink(std::string_view path,
   return "<" + std::string(path) + "?" + QueryString(params) + ">; rel=\"next\"";
 }
 
+// The agent or conversation an id names, read through `batch` when given.
+// A malformed id names nothing (404 later), like an unknown one.
+Result<std::optional<Versioned<Agent>>> LoadAgent(const ReadModels& rm,
+                                                  const std::string& id,
+                                                  const LogBatch* batch) {
+  if (!IsAgentId(id)) return std::optional<Versioned<Agent>>();
+  return rm.GetAgent(id, batch);
+}
+
+Result<std::optional<Versioned<Conversation>>> LoadConversation(
+    const ReadModels& rm, const std::string& id, const LogBatch* batch) {
+  if (!IsConversationId(id)) return std::optional<Versioned<Conversation>>();
+  return rm.GetConversation(id, batch);
+}
+
+// For reads: the value if `actor` may see it, else 404 / 403.
+template <typename T>
+Result<Versioned<T>> Visible(Result<std::optional<Versioned<T>>> loaded,
+                             const Actor& actor, std::string_view what) {
+  if (!loaded.ok()) return loaded.status();
+  std::optional<Versioned<T>>& v = *loaded;
+  CONVSTORE_RETURN_IF_ERROR(CheckAccess(
+      v.has_value(), v ? v->value.created_by : "", actor, what));
+  return std::move(*v);
+}
+
 struct RequestCtx {
   ApiRequest request;
   std::shared_ptr<std::string> route;  // route template, for metrics
@@ -697,16 +723,9 @@ void App::Handlers::CreateAgent(const RequestCtx& ctx, Respond respond) {
 
 void App::Handlers::GetAgent(const RequestCtx& ctx, const std::string& id,
                              Respond respond) {
-  std::optional<Versioned<Agent>> agent;
-  if (IsAgentId(id)) {
-    auto got = app_.read_models()->GetAgent(id);
-    if (!got.ok()) return respond(ErrorResponse(got.status()));
-    agent = std::move(*got);
-  }
-  Status access = CheckAccess(agent.has_value(),
-                              agent ? agent->value.created_by : "", ctx.actor,
-                              "Agent");
-  if (!access.ok()) return respond(ErrorResponse(access));
+  auto agent = Visible(LoadAgent(*app_.read_models(), id, nullptr), ctx.actor,
+                       "Agent");
+  if (!agent.ok()) return respond(ErrorResponse(agent.status()));
   ApiResponse r = JsonResponse(200, AgentToJson(agent->value));
   r.AddHeader("ETag", ETag(agent->revision));
   respond(std::move(r));
@@ -722,9 +741,7 @@ void App::Handlers::UpdateAgent(const RequestCtx& ctx, const std::string& id,
             LogBatch& batch, const DecideContext& dctx,
             const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Agent>> cur;
-          if (IsAgentId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models()->GetAgent(id, &batch));
-          }
+          CONVSTORE_ASSIGN_OR_RETURN(cur, LoadAgent(*app_.read_models(), id, &batch));
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideUpdateAgent(req, cur, if_match, dctx));
           CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
@@ -742,9 +759,7 @@ void App::Handlers::DeleteAgent(const RequestCtx& ctx, const std::string& id,
         [this, id, if_match](LogBatch& batch, const DecideContext& dctx,
                              const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Agent>> cur;
-          if (IsAgentId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(cur, app_.read_models()->GetAgent(id, &batch));
-          }
+          CONVSTORE_ASSIGN_OR_RETURN(cur, LoadAgent(*app_.read_models(), id, &batch));
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideDeleteAgent(cur, if_match, dctx));
           CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
@@ -806,10 +821,8 @@ void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
         [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
                                       const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Agent>> agent;
-          if (IsAgentId(req.agent_id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(
-                agent, app_.read_models()->GetAgent(req.agent_id, &batch));
-          }
+          CONVSTORE_ASSIGN_OR_RETURN(
+              agent, LoadAgent(*app_.read_models(), req.agent_id, &batch));
           Result<Decision<Conversation>> d =
               DecideCreateConversation(req, agent, dctx);
           if (!d.ok()) {
@@ -835,15 +848,9 @@ void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
 
 void App::Handlers::GetConversation(const RequestCtx& ctx, const std::string& id,
                                     Respond respond) {
-  std::optional<Versioned<Conversation>> c;
-  if (IsConversationId(id)) {
-    auto got = app_.read_models()->GetConversation(id);
-    if (!got.ok()) return respond(ErrorResponse(got.status()));
-    c = std::move(*got);
-  }
-  Status access = CheckAccess(c.has_value(), c ? c->value.created_by : "",
-                              ctx.actor, "Conversation");
-  if (!access.ok()) return respond(ErrorResponse(access));
+  auto c = Visible(LoadConversation(*app_.read_models(), id, nullptr),
+                   ctx.actor, "Conversation");
+  if (!c.ok()) return respond(ErrorResponse(c.status()));
   respond(ConversationResponse(200, c->value, c->revision));
 }
 
@@ -857,10 +864,8 @@ void App::Handlers::UpdateConversation(const RequestCtx& ctx,
             LogBatch& batch, const DecideContext& dctx,
             const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Conversation>> cur;
-          if (IsConversationId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(
-                cur, app_.read_models()->GetConversation(id, &batch));
-          }
+          CONVSTORE_ASSIGN_OR_RETURN(
+              cur, LoadConversation(*app_.read_models(), id, &batch));
           Decision<Conversation> d;
           CONVSTORE_ASSIGN_OR_RETURN(
               d, DecideUpdateConversation(req, cur, if_match, dctx));
@@ -875,29 +880,26 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
   Write(ctx,
         [this, id](LogBatch& batch, const DecideContext& dctx,
                    const EventMeta&) -> Result<ApiResponse> {
-          std::optional<Versioned<Conversation>> c;
-          if (IsConversationId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models()->GetConversation(id, &batch));
-          }
-          CONVSTORE_RETURN_IF_ERROR(CheckAccess(
-              c.has_value(), c ? c->value.created_by : "", dctx.actor,
-              "Conversation"));
-          if (c->value.status != ConversationStatus::kActive) {
+          Versioned<Conversation> c;
+          CONVSTORE_ASSIGN_OR_RETURN(
+              c, Visible(LoadConversation(*app_.read_models(), id, &batch),
+                         dctx.actor, "Conversation"));
+          if (c.value.status != ConversationStatus::kActive) {
             return Status::Conflict("Conversation is " +
-                                        std::string(ToString(c->value.status)) +
+                                        std::string(ToString(c.value.status)) +
                                         "; tokens are issued only for an "
                                         "active conversation.",
                                     "conversation_not_active");
           }
           std::optional<Versioned<Agent>> agent;
           CONVSTORE_ASSIGN_OR_RETURN(
-              agent, app_.read_models()->GetAgent(c->value.agent_id, &batch));
+              agent, app_.read_models()->GetAgent(c.value.agent_id, &batch));
           json::object body;
-          body["room_name"] = c->value.id;
-          body["room_url"] = RoomUrl(c->value.id);
+          body["room_name"] = c.value.id;
+          body["room_url"] = RoomUrl(c.value.id);
           ApiResponse r = JsonResponse(201, body);
           r.token_spec = TokenSpec{
-              c->value.id, c->value.id,
+              c.value.id, c.value.id,
               agent ? agent->value.dispatch_name : std::nullopt,
               /*with_expiry=*/true};
           AddToken(r, dctx.actor.user_id);
@@ -910,27 +912,22 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
 
 void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
                                  Respond respond) {
-  std::optional<Versioned<Conversation>> c;
-  if (IsConversationId(id)) {
-    auto got = app_.read_models()->GetConversation(id);
-    if (!got.ok()) return respond(ErrorResponse(got.status()));
-    c = std::move(*got);
-  }
-  Status access = CheckAccess(c.has_value(), c ? c->value.created_by : "",
-                              ctx.actor, "Conversation");
-  if (!access.ok()) return respond(ErrorResponse(access));
+  std::shared_ptr<ReadModels> rm = app_.read_models();
+  auto c = Visible(LoadConversation(*rm, id, nullptr), ctx.actor,
+                   "Conversation");
+  if (!c.ok()) return respond(ErrorResponse(c.status()));
 
   auto after_it = ctx.query.find("after");
   if (ctx.query.find("limit") == ctx.query.end() && after_it == ctx.query.end()) {
     ApiResponse r;
-    r.stream = app_.read_models()->StreamMessages(id);
+    r.stream = rm->StreamMessages(id);
     return respond(std::move(r));
   }
   auto limit = ParseLimit(ctx.query, 1000, 1000);
   if (!limit.ok()) return respond(ErrorResponse(limit.status()));
   std::optional<std::string> after;
   if (after_it != ctx.query.end()) after = after_it->second;
-  auto page = app_.read_models()->ListMessages(id, after, *limit);
+  auto page = rm->ListMessages(id, after, *limit);
   if (!page.ok()) return respond(ErrorResponse(page.status()));
   ApiResponse r;
   r.status = 200;
@@ -959,9 +956,8 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
                                           const DecideContext& dctx,
                                           const EventMeta& meta) -> Result<ApiResponse> {
           std::optional<Versioned<Conversation>> c;
-          if (IsConversationId(id)) {
-            CONVSTORE_ASSIGN_OR_RETURN(c, app_.read_models()->GetConversation(id, &batch));
-          }
+          CONVSTORE_ASSIGN_OR_RETURN(
+              c, LoadConversation(*app_.read_models(), id, &batch));
           Decision<Message> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
           CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
