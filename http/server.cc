@@ -206,10 +206,33 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void AfterResponse(beast::error_code ec, bool need_eof) {
     shared_->in_flight.fetch_sub(1);
+    if (close_after_ && !ec) return DrainAndClose();
     if (ec || need_eof || close_after_ || !shared_->accepting.load()) {
       return Close();
     }
     Read();
+  }
+
+  // After an error answer to a request whose body we did not read (413,
+  // 431, 400): closing with unread input would send a TCP reset that can
+  // destroy our answer before the client reads it. So stop sending, discard
+  // what the client still sends (bounded in bytes and time), then close.
+  void DrainAndClose() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    DrainSome(std::make_shared<std::array<char, 16384>>(), 0);
+  }
+
+  void DrainSome(std::shared_ptr<std::array<char, 16384>> buf, size_t total) {
+    constexpr size_t kMaxDrainBytes = 8 << 20;
+    if (total > kMaxDrainBytes) return Close();
+    stream_.async_read_some(
+        net::buffer(*buf), [self = shared_from_this(), buf, total](
+                               beast::error_code ec, size_t n) {
+          if (ec) return self->Close();
+          self->DrainSome(buf, total + n);
+        });
   }
 
   void SendErrorAndClose(unsigned status, const char* type,
