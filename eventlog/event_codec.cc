@@ -126,10 +126,15 @@ struct PayloadBuilder {
   }
 };
 
+Status MissingPayload() {
+  return Status::Corruption("event names a payload type but holds no payload");
+}
+
 Result<EventPayload> ReadPayload(const fbs::EventEnvelope& env) {
   switch (env.payload_type()) {
     case fbs::Payload::AgentCreated: {
       const auto* e = env.payload_as_AgentCreated();
+      if (e == nullptr) return MissingPayload();
       Agent a;
       a.id = Str(e->id());
       a.name = Str(e->name());
@@ -143,6 +148,7 @@ Result<EventPayload> ReadPayload(const fbs::EventEnvelope& env) {
     }
     case fbs::Payload::AgentUpdated: {
       const auto* e = env.payload_as_AgentUpdated();
+      if (e == nullptr) return MissingPayload();
       return EventPayload(AgentUpdated{
           Str(e->id()), Str(e->name()), Str(e->instructions()),
           OptStr(e->dispatch_name()), ReadMetadata(e->metadata()),
@@ -150,10 +156,12 @@ Result<EventPayload> ReadPayload(const fbs::EventEnvelope& env) {
     }
     case fbs::Payload::AgentDeleted: {
       const auto* e = env.payload_as_AgentDeleted();
+      if (e == nullptr) return MissingPayload();
       return EventPayload(AgentDeleted{Str(e->id()), e->deleted_at_ms()});
     }
     case fbs::Payload::ConversationCreated: {
       const auto* e = env.payload_as_ConversationCreated();
+      if (e == nullptr) return MissingPayload();
       Conversation c;
       c.id = Str(e->id());
       c.agent_id = Str(e->agent_id());
@@ -167,18 +175,21 @@ Result<EventPayload> ReadPayload(const fbs::EventEnvelope& env) {
     }
     case fbs::Payload::ConversationUpdated: {
       const auto* e = env.payload_as_ConversationUpdated();
+      if (e == nullptr) return MissingPayload();
       return EventPayload(ConversationUpdated{Str(e->id()), Str(e->title()),
                                               ReadMetadata(e->metadata()),
                                               e->updated_at_ms()});
     }
     case fbs::Payload::ConversationStatusChanged: {
       const auto* e = env.payload_as_ConversationStatusChanged();
+      if (e == nullptr) return MissingPayload();
       return EventPayload(ConversationStatusChanged{
           Str(e->id()), FromFb(e->from()), FromFb(e->to()),
           e->updated_at_ms()});
     }
     case fbs::Payload::MessageAppended: {
       const auto* e = env.payload_as_MessageAppended();
+      if (e == nullptr) return MissingPayload();
       Message m;
       m.id = Str(e->id());
       m.conversation_id = Str(e->conversation_id());

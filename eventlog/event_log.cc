@@ -292,6 +292,10 @@ void LogBatch::RollbackToSavePoint() {
   savepoints_.pop_back();
 }
 
+void LogBatch::RollbackTo(size_t depth) {
+  while (savepoints_.size() > depth) RollbackToSavePoint();
+}
+
 void LogBatch::PopSavePoint() {
   batch_.PopSavePoint();
   savepoints_.pop_back();

@@ -155,6 +155,11 @@ class LogBatch {
   void SetSavePoint();
   void RollbackToSavePoint();
   void PopSavePoint();
+  // How many savepoints are set; RollbackTo(depth) undoes everything written
+  // since the depth was `depth`, whatever savepoints were left in between
+  // (e.g. by an exception).
+  size_t savepoint_depth() const { return savepoints_.size(); }
+  void RollbackTo(size_t depth);
 
   bool empty() { return batch_.GetWriteBatch()->Count() == 0; }
   uint64_t head() const { return next_position_ - 1; }

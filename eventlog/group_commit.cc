@@ -68,6 +68,7 @@ void GroupCommitWriter::CommitGroup(std::deque<Command>& group) {
   LogBatch batch(log_);
   size_t applied = 0;
   for (size_t i = 0; i < group.size(); ++i) {
+    const size_t depth = batch.savepoint_depth();
     batch.SetSavePoint();
     try {
       results[i] = group[i].work(batch);
@@ -75,11 +76,15 @@ void GroupCommitWriter::CommitGroup(std::deque<Command>& group) {
       // One command's bug must not take the writer (and every client) down.
       results[i] = Status::Internal(std::string("command failed: ") + e.what());
     }
-    if (results[i].ok()) {
+    if (results[i].ok() && batch.savepoint_depth() == depth + 1) {
       batch.PopSavePoint();
       ++applied;
     } else {
-      batch.RollbackToSavePoint();
+      if (results[i].ok()) {
+        results[i] = Status::Internal("command left the batch unbalanced");
+      }
+      // Everything this command wrote goes, however it failed.
+      batch.RollbackTo(depth);
     }
   }
   auto start = std::chrono::steady_clock::now();

@@ -1,0 +1,1077 @@
+// Spec for eventlog/event_log.h and event_codec.h over a real RocksDB
+// directory: one gapless global position from 1, per-stream revisions from 0,
+// expected-revision checks that undo the whole failed Append, savepoints,
+// reopen, locking, and a codec that turns any bytes into a Corruption status
+// instead of a crash. Also the read models (projections/read_models.h) as a
+// sink of the log, and the "rebuild gives the same bytes" property.
+#include "eventlog/event_log.h"
+
+#include <flatbuffers/flatbuffers.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "eventlog/event_codec.h"
+#include "eventlog/events_generated.h"
+#include "projections/read_models.h"
+#include "tests/support/test_server.h"
+
+namespace convstore {
+namespace {
+
+using convstore::testing::TempDir;
+
+constexpr int64_t kT0 = 1700000000000;  // 2023-11-14T22:13:20.000Z
+
+// Event ids "evt-1", "evt-2", ... in call order.
+std::function<std::string()> EventIds() {
+  auto n = std::make_shared<int>(0);
+  return [n] { return "evt-" + std::to_string(++*n); };
+}
+
+EventMeta Meta(std::string actor = "alice", std::string idem = "",
+               int64_t at = kT0) {
+  return EventMeta{std::move(actor), std::move(idem), at};
+}
+
+EventLogOptions LogOptions() {
+  EventLogOptions o;
+  o.extra_column_families = ReadModels::ColumnFamilies();
+  return o;
+}
+
+std::unique_ptr<EventLog> MustOpen(const std::string& dir,
+                                   EventLogOptions options = LogOptions()) {
+  auto log = EventLog::Open(dir, options);
+  EXPECT_TRUE(log.ok()) << log.status().ToString();
+  if (!log.ok()) return nullptr;
+  return std::move(*log);
+}
+
+// --- Sample values, one per event type --------------------------------------
+
+const std::string kAgentId = "0190c1e8-0000-7000-8000-00000000000a";
+const std::string kConvId = "conv-0190c1e8-0000-7000-8000-00000000000c";
+const std::string kUnicode =
+    "Gr\xC3\xBC\xC3\x9F" "e, \xE4\xB8\x96\xE7\x95\x8C! \xF0\x9F\x91\x8B";
+
+Agent SampleAgent() {
+  Agent a;
+  a.id = kAgentId;
+  a.name = "Support \xE2\x9C\x93";
+  a.instructions = "Be brief.\nAlways greet.";
+  a.dispatch_name = "support-worker";
+  a.metadata = {{"team", "cx"}, {"tier", "gold"}, {"empty", ""}};
+  a.created_by = "alice";
+  a.created_at_ms = kT0;
+  a.updated_at_ms = kT0;  // AgentCreated carries one timestamp for both
+  return a;
+}
+
+Conversation SampleConversation() {
+  Conversation c;
+  c.id = kConvId;
+  c.agent_id = kAgentId;
+  c.title = "Onboarding " + kUnicode;
+  c.created_by = "alice";
+  c.status = ConversationStatus::kActive;
+  c.metadata = {{"customer", "42"}};
+  c.created_at_ms = kT0 + 1;
+  c.updated_at_ms = kT0 + 1;
+  return c;
+}
+
+Message SampleMessage(MessageRole role, std::string content, int64_t at) {
+  Message m;
+  m.id = "msg-0190c1e8-0000-7000-8000-" +
+         std::string(12 - std::to_string(at - kT0).size(), '0') +
+         std::to_string(at - kT0);
+  m.conversation_id = kConvId;
+  m.role = role;
+  m.content = std::move(content);
+  m.created_at_ms = at;
+  return m;
+}
+
+// One event of every type, in an order valid for the read models, with
+// expected revisions that hold on an empty log.
+std::vector<NewEvent> OneOfEachType() {
+  const std::string agent = AgentStream(kAgentId);
+  const std::string conv = ConversationStream(kConvId);
+  const std::string msgs = MessagesStream(kConvId);
+  return {
+      {agent, NewEvent::kNoStream, AgentCreated{SampleAgent()}},
+      {conv, NewEvent::kNoStream, ConversationCreated{SampleConversation()}},
+      {msgs, NewEvent::kNoStream,
+       MessageAppended{SampleMessage(MessageRole::kSystem,
+                                     "Be brief.\nAlways greet.", kT0 + 1)}},
+      {msgs, 0,
+       MessageAppended{SampleMessage(MessageRole::kUser, kUnicode, kT0 + 2)}},
+      {msgs, std::nullopt,
+       MessageAppended{SampleMessage(MessageRole::kAssistant,
+                                     std::string(70000, 'x'), kT0 + 3)}},
+      {conv, 0,
+       ConversationUpdated{kConvId, "Renamed", {{"a", "1"}, {"b", "2"}},
+                           kT0 + 4}},
+      {conv, 1,
+       ConversationStatusChanged{kConvId, ConversationStatus::kActive,
+                                 ConversationStatus::kCompleted, kT0 + 5}},
+      {conv, 2,
+       ConversationStatusChanged{kConvId, ConversationStatus::kCompleted,
+                                 ConversationStatus::kArchived, kT0 + 6}},
+      {agent, 0,
+       AgentUpdated{kAgentId, "Renamed agent", "", std::nullopt, {}, kT0 + 7}},
+      {agent, 1, AgentDeleted{kAgentId, kT0 + 8}},
+  };
+}
+
+void ExpectSameEvent(const RecordedEvent& got, const RecordedEvent& want) {
+  EXPECT_EQ(got.position, want.position);
+  EXPECT_EQ(got.stream, want.stream);
+  EXPECT_EQ(got.revision, want.revision);
+  EXPECT_EQ(got.event_id, want.event_id);
+  EXPECT_EQ(got.recorded_at_ms, want.recorded_at_ms);
+  EXPECT_EQ(got.actor, want.actor);
+  EXPECT_EQ(got.idempotency_key, want.idempotency_key);
+  EXPECT_EQ(EventTypeName(got.payload), EventTypeName(want.payload));
+  EXPECT_TRUE(got.payload == want.payload)
+      << "payload of " << EventTypeName(want.payload) << " at position "
+      << want.position << " differs";
+}
+
+// A NewEvent carrying a user message with `content` (a handy filler event).
+NewEvent Note(std::string stream, std::optional<int64_t> expected,
+              std::string content = "note") {
+  Message m;
+  m.id = "msg-" + stream;
+  m.conversation_id = "conv-x";
+  m.content = std::move(content);
+  return {std::move(stream), expected, MessageAppended{std::move(m)}};
+}
+
+class EventLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log_ = MustOpen(dir_.str());
+    ASSERT_NE(log_, nullptr);
+  }
+
+  // Appends `events` in one batch and commits; returns what was recorded.
+  std::vector<RecordedEvent> Commit(const std::vector<NewEvent>& events,
+                                    const EventMeta& meta = Meta()) {
+    LogBatch batch(log_.get());
+    auto r = batch.Append(events, meta, ids_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    Status s = batch.Commit();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return r.ok() ? *r : std::vector<RecordedEvent>{};
+  }
+
+  std::optional<uint64_t> Revision(std::string_view stream) {
+    auto r = log_->StreamRevision(stream);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::nullopt;
+  }
+
+  std::vector<RecordedEvent> ReadAll() {
+    auto r = log_->ReadRange(1, 100000);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::vector<RecordedEvent>{};
+  }
+
+  TempDir dir_;
+  std::unique_ptr<EventLog> log_;
+  std::function<std::string()> ids_ = EventIds();
+};
+
+// --- Append and read ---------------------------------------------------------
+
+TEST_F(EventLogTest, EmptyLogHasHeadZeroAndNoEvents) {
+  EXPECT_EQ(log_->head(), 0u);
+  EXPECT_TRUE(ReadAll().empty());
+  auto first = log_->Read(1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, std::nullopt);
+  EXPECT_EQ(Revision("agent-x"), std::nullopt);
+}
+
+TEST_F(EventLogTest, EveryEventTypeReadsBackWithAllFieldsEqual) {
+  const std::vector<RecordedEvent> recorded =
+      Commit(OneOfEachType(), Meta("alice", "idem-key-1", kT0 + 99));
+  ASSERT_EQ(recorded.size(), OneOfEachType().size());
+
+  // What Append returned is what was asked for, stamped with the meta.
+  const auto asked = OneOfEachType();
+  for (size_t i = 0; i < asked.size(); ++i) {
+    EXPECT_EQ(recorded[i].stream, asked[i].stream);
+    EXPECT_TRUE(recorded[i].payload == asked[i].payload) << i;
+    EXPECT_EQ(recorded[i].event_id, "evt-" + std::to_string(i + 1));
+    EXPECT_EQ(recorded[i].actor, "alice");
+    EXPECT_EQ(recorded[i].idempotency_key, "idem-key-1");
+    EXPECT_EQ(recorded[i].recorded_at_ms, kT0 + 99);
+  }
+
+  // Read by position and by range: equal in every field.
+  const std::vector<RecordedEvent> all = ReadAll();
+  ASSERT_EQ(all.size(), recorded.size());
+  for (size_t i = 0; i < recorded.size(); ++i) {
+    SCOPED_TRACE("position " + std::to_string(i + 1));
+    ExpectSameEvent(all[i], recorded[i]);
+    auto one = log_->Read(recorded[i].position);
+    ASSERT_TRUE(one.ok()) << one.status().ToString();
+    ASSERT_TRUE(one->has_value());
+    ExpectSameEvent(**one, recorded[i]);
+  }
+}
+
+TEST_F(EventLogTest, AbsentAndEmptyOptionalFieldsStayApart) {
+  Agent with_empty_dispatch = SampleAgent();
+  with_empty_dispatch.id = "agent-empty-dispatch";
+  with_empty_dispatch.dispatch_name = "";
+  with_empty_dispatch.metadata.clear();
+  with_empty_dispatch.instructions = "";
+  Agent without_dispatch = with_empty_dispatch;
+  without_dispatch.id = "agent-no-dispatch";
+  without_dispatch.dispatch_name = std::nullopt;
+  Commit({{AgentStream(with_empty_dispatch.id), NewEvent::kNoStream,
+           AgentCreated{with_empty_dispatch}},
+          {AgentStream(without_dispatch.id), NewEvent::kNoStream,
+           AgentCreated{without_dispatch}}},
+         Meta("bob", /*idem=*/""));
+  const auto all = ReadAll();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(std::get<AgentCreated>(all[0].payload).agent.dispatch_name,
+            std::optional<std::string>(""));
+  EXPECT_EQ(std::get<AgentCreated>(all[1].payload).agent.dispatch_name,
+            std::nullopt);
+  EXPECT_EQ(all[0].idempotency_key, "");
+  EXPECT_EQ(all[0].actor, "bob");
+}
+
+TEST_F(EventLogTest, PositionsStartAtOneAndAreGaplessAcrossBatches) {
+  Commit({Note("s1", std::nullopt)});
+  Commit({Note("s2", std::nullopt), Note("s1", std::nullopt),
+          Note("s3", std::nullopt)});
+  Commit({Note("s2", std::nullopt), Note("s2", std::nullopt)});
+  EXPECT_EQ(log_->head(), 6u);
+  const auto all = ReadAll();
+  ASSERT_EQ(all.size(), 6u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].position, i + 1);
+
+  auto middle = log_->ReadRange(3, 2);
+  ASSERT_TRUE(middle.ok());
+  ASSERT_EQ(middle->size(), 2u);
+  EXPECT_EQ((*middle)[0].position, 3u);
+  EXPECT_EQ((*middle)[1].position, 4u);
+  auto past = log_->Read(7);
+  ASSERT_TRUE(past.ok());
+  EXPECT_EQ(*past, std::nullopt);
+}
+
+TEST_F(EventLogTest, RevisionsCountPerStreamFromZero) {
+  const auto r = Commit({Note("a", std::nullopt), Note("b", std::nullopt),
+                         Note("a", std::nullopt)});
+  const auto r2 = Commit({Note("a", 1), Note("b", 0), Note("c", std::nullopt)});
+  ASSERT_EQ(r.size(), 3u);
+  ASSERT_EQ(r2.size(), 3u);
+  EXPECT_EQ(r[0].revision, 0u);
+  EXPECT_EQ(r[1].revision, 0u);
+  EXPECT_EQ(r[2].revision, 1u);
+  EXPECT_EQ(r2[0].revision, 2u);
+  EXPECT_EQ(r2[1].revision, 1u);
+  EXPECT_EQ(r2[2].revision, 0u);
+  EXPECT_EQ(Revision("a"), std::optional<uint64_t>(2));
+  EXPECT_EQ(Revision("b"), std::optional<uint64_t>(1));
+  EXPECT_EQ(Revision("c"), std::optional<uint64_t>(0));
+  EXPECT_EQ(Revision("d"), std::nullopt);
+}
+
+TEST_F(EventLogTest, NothingIsVisibleBeforeCommit) {
+  LogBatch batch(log_.get());
+  auto r = batch.Append({Note("a", std::nullopt), Note("a", 0)}, Meta(), ids_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(batch.head(), 2u);  // the batch knows its pending positions...
+  EXPECT_EQ(log_->head(), 0u);  // ...the log does not, yet
+  EXPECT_EQ(Revision("a"), std::nullopt);
+  EXPECT_TRUE(ReadAll().empty());
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(log_->head(), 2u);
+  EXPECT_EQ(Revision("a"), std::optional<uint64_t>(1));
+}
+
+TEST_F(EventLogTest, CommitOfAnEmptyBatchChangesNothing) {
+  Commit({Note("a", std::nullopt)});
+  LogBatch batch(log_.get());
+  EXPECT_TRUE(batch.empty());
+  EXPECT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(log_->head(), 1u);
+}
+
+TEST_F(EventLogTest, LaterAppendsInABatchSeeEarlierOnes) {
+  LogBatch batch(log_.get());
+  ASSERT_TRUE(batch.Append({Note("s", NewEvent::kNoStream)}, Meta(), ids_).ok());
+  // The stream exists now (in the batch): kNoStream fails, revision 0 matches.
+  auto again = batch.Append({Note("s", NewEvent::kNoStream)}, Meta(), ids_);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().kind(), ErrorKind::kConflict);
+  auto next = batch.Append({Note("s", 0)}, Meta(), ids_);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ((*next)[0].revision, 1u);
+  EXPECT_EQ((*next)[0].position, 2u);
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(log_->head(), 2u);
+}
+
+// --- Expected-revision conflicts ----------------------------------------------
+
+TEST_F(EventLogTest, NoStreamOnAnExistingStreamIsAConflict) {
+  Commit({Note("s", std::nullopt), Note("s", std::nullopt)});
+  LogBatch batch(log_.get());
+  auto r = batch.Append({Note("s", NewEvent::kNoStream)}, Meta(), ids_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().kind(), ErrorKind::kConflict) << r.status().ToString();
+  EXPECT_TRUE(batch.empty());
+  EXPECT_EQ(batch.head(), 2u);
+}
+
+TEST_F(EventLogTest, WrongExpectedRevisionIsAConflict) {
+  Commit({Note("s", std::nullopt), Note("s", std::nullopt)});  // at 1
+  for (int64_t wrong : {int64_t{0}, int64_t{2}, int64_t{7}}) {
+    LogBatch batch(log_.get());
+    auto r = batch.Append({Note("s", wrong)}, Meta(), ids_);
+    ASSERT_FALSE(r.ok()) << "expected " << wrong;
+    EXPECT_EQ(r.status().kind(), ErrorKind::kConflict);
+  }
+  // An expected revision on a stream that does not exist.
+  LogBatch batch(log_.get());
+  auto r = batch.Append({Note("missing", 0)}, Meta(), ids_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().kind(), ErrorKind::kConflict);
+  EXPECT_EQ(Revision("missing"), std::nullopt);
+}
+
+TEST_F(EventLogTest, ConflictUndoesTheWholeAppendButKeepsTheOthers) {
+  Commit({Note("existing", std::nullopt)});  // position 1, revision 0
+  LogBatch batch(log_.get());
+  auto before = batch.Append({Note("before", std::nullopt)}, Meta(), ids_);
+  ASSERT_TRUE(before.ok());
+  // Its first event is fine; its second conflicts: neither may remain.
+  auto failed = batch.Append(
+      {Note("fresh", NewEvent::kNoStream), Note("existing", NewEvent::kNoStream)},
+      Meta(), ids_);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().kind(), ErrorKind::kConflict);
+  EXPECT_EQ(batch.head(), 2u) << "positions of the failed Append are reused";
+  auto after = batch.Append({Note("after", std::nullopt), Note("existing", 0)},
+                            Meta(), ids_);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ((*after)[0].position, 3u);
+  EXPECT_EQ((*after)[1].position, 4u);
+  ASSERT_TRUE(batch.Commit().ok());
+
+  EXPECT_EQ(log_->head(), 4u);
+  EXPECT_EQ(Revision("fresh"), std::nullopt);
+  EXPECT_EQ(Revision("existing"), std::optional<uint64_t>(1));
+  EXPECT_EQ(Revision("before"), std::optional<uint64_t>(0));
+  EXPECT_EQ(Revision("after"), std::optional<uint64_t>(0));
+  const auto all = ReadAll();
+  ASSERT_EQ(all.size(), 4u);
+  const char* streams[] = {"existing", "before", "after", "existing"};
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].position, i + 1);
+    EXPECT_EQ(all[i].stream, streams[i]);
+  }
+}
+
+TEST_F(EventLogTest, FailedAppendAloneLeavesHeadAndRevisionsUnchanged) {
+  Commit({Note("s", std::nullopt)});
+  LogBatch batch(log_.get());
+  ASSERT_FALSE(batch.Append({Note("t", std::nullopt), Note("s", 5)}, Meta(), ids_)
+                   .ok());
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(log_->head(), 1u);
+  EXPECT_EQ(Revision("s"), std::optional<uint64_t>(0));
+  EXPECT_EQ(Revision("t"), std::nullopt);
+  EXPECT_EQ(ReadAll().size(), 1u);
+}
+
+// --- Savepoints ---------------------------------------------------------------
+
+TEST_F(EventLogTest, RollbackToSavePointUndoesWritesAndPositions) {
+  LogBatch batch(log_.get());
+  ASSERT_TRUE(batch.Append({Note("kept", std::nullopt)}, Meta(), ids_).ok());
+  batch.SetSavePoint();
+  ASSERT_TRUE(batch.Append({Note("undone", std::nullopt), Note("kept", 0)},
+                           Meta(), ids_)
+                  .ok());
+  EXPECT_EQ(batch.head(), 3u);
+  batch.RollbackToSavePoint();
+  EXPECT_EQ(batch.head(), 1u);
+  auto next = batch.Append({Note("kept", 0)}, Meta(), ids_);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ((*next)[0].position, 2u);
+  EXPECT_EQ((*next)[0].revision, 1u);
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(log_->head(), 2u);
+  EXPECT_EQ(Revision("undone"), std::nullopt);
+  EXPECT_EQ(Revision("kept"), std::optional<uint64_t>(1));
+}
+
+TEST_F(EventLogTest, PopSavePointKeepsWrites) {
+  LogBatch batch(log_.get());
+  batch.SetSavePoint();
+  ASSERT_TRUE(batch.Append({Note("a", std::nullopt)}, Meta(), ids_).ok());
+  batch.PopSavePoint();
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(log_->head(), 1u);
+}
+
+TEST_F(EventLogTest, NestedSavePointsRollBackOneLevelAtATime) {
+  LogBatch batch(log_.get());
+  batch.SetSavePoint();
+  ASSERT_TRUE(batch.Append({Note("outer", std::nullopt)}, Meta(), ids_).ok());
+  batch.SetSavePoint();
+  ASSERT_TRUE(batch.Append({Note("inner", std::nullopt)}, Meta(), ids_).ok());
+  batch.RollbackToSavePoint();
+  EXPECT_EQ(batch.head(), 1u);
+  batch.RollbackToSavePoint();
+  EXPECT_EQ(batch.head(), 0u);
+  EXPECT_TRUE(batch.empty());
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(log_->head(), 0u);
+}
+
+// --- Reopen, read-only, locking -------------------------------------------------
+
+TEST_F(EventLogTest, ReopenKeepsHeadAndPositionsContinue) {
+  const auto first = Commit(OneOfEachType());
+  const uint64_t head = log_->head();
+  ASSERT_EQ(head, first.size());
+  log_.reset();
+
+  log_ = MustOpen(dir_.str());
+  ASSERT_NE(log_, nullptr);
+  EXPECT_EQ(log_->head(), head);
+  EXPECT_EQ(Revision(AgentStream(kAgentId)), std::optional<uint64_t>(2));
+  const auto more = Commit({Note("after-reopen", std::nullopt),
+                            Note(AgentStream(kAgentId), 2)});
+  ASSERT_EQ(more.size(), 2u);
+  EXPECT_EQ(more[0].position, head + 1);
+  EXPECT_EQ(more[1].position, head + 2);
+  EXPECT_EQ(more[1].revision, 3u);
+  const auto all = ReadAll();
+  ASSERT_EQ(all.size(), head + 2);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].position, i + 1);
+  for (size_t i = 0; i < first.size(); ++i) ExpectSameEvent(all[i], first[i]);
+}
+
+TEST(EventLogOpenTest, ReadOnlyOpenOfAMissingDirFailsCleanly) {
+  TempDir dir;
+  const std::string missing = (dir.path() / "no-such-store").string();
+  EventLogOptions options = LogOptions();
+  options.read_only = true;
+  auto log = EventLog::Open(missing, options);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().kind(), ErrorKind::kNotFound)
+      << log.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(missing)) << "must not create it";
+}
+
+TEST(EventLogOpenTest, OpenWithoutCreateIfMissingFailsOnAMissingDir) {
+  TempDir dir;
+  const std::string missing = (dir.path() / "no-such-store").string();
+  EventLogOptions options = LogOptions();
+  options.create_if_missing = false;
+  auto log = EventLog::Open(missing, options);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().kind(), ErrorKind::kNotFound)
+      << log.status().ToString();
+}
+
+TEST_F(EventLogTest, SecondReadWriteOpenFailsAsLocked) {
+  Commit({Note("s", std::nullopt)});
+  auto second = EventLog::Open(dir_.str(), LogOptions());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().kind(), ErrorKind::kUnavailable)
+      << second.status().ToString();
+  EXPECT_NE(second.status().message().find("locked"), std::string::npos)
+      << second.status().ToString();
+  // The first instance is unharmed.
+  Commit({Note("s", 0)});
+  EXPECT_EQ(log_->head(), 2u);
+}
+
+TEST_F(EventLogTest, ReadOnlyOpenSeesCommittedEventsAndRefusesCommits) {
+  const auto written = Commit(OneOfEachType());
+  log_.reset();
+  EventLogOptions options = LogOptions();
+  options.read_only = true;
+  auto ro = EventLog::Open(dir_.str(), options);
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  EXPECT_EQ((*ro)->head(), written.size());
+  auto all = (*ro)->ReadRange(1, 1000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), written.size());
+  for (size_t i = 0; i < written.size(); ++i) ExpectSameEvent((*all)[i], written[i]);
+
+  LogBatch batch(ro->get());
+  ASSERT_TRUE(batch.Append({Note("x", std::nullopt)}, Meta(), ids_).ok());
+  Status s = batch.Commit();
+  EXPECT_EQ(s.kind(), ErrorKind::kUnavailable) << s.ToString();
+  EXPECT_EQ((*ro)->head(), written.size());
+}
+
+TEST_F(EventLogTest, ReadOnlyOpenBesideAWriterSeesWhatWasCommitted) {
+  Commit({Note("s", std::nullopt), Note("s", 0)});
+  EventLogOptions options = LogOptions();
+  options.read_only = true;
+  auto ro = EventLog::Open(dir_.str(), options);
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  EXPECT_EQ((*ro)->head(), 2u);
+}
+
+// --- Codec: arbitrary bytes are Corruption, never a crash ----------------------
+
+std::vector<std::string> EncodedSamples() {
+  std::vector<std::string> out;
+  uint64_t position = 1;
+  for (const NewEvent& e : OneOfEachType()) {
+    RecordedEvent r;
+    r.position = position++;
+    r.stream = e.stream;
+    r.revision = 3;
+    r.event_id = "evt";
+    r.recorded_at_ms = kT0;
+    r.actor = "alice";
+    r.idempotency_key = (position % 2) ? "idem" : "";
+    r.payload = e.payload;
+    if (auto* m = std::get_if<MessageAppended>(&r.payload)) {
+      m->message.content.resize(std::min<size_t>(m->message.content.size(), 40));
+    }
+    out.push_back(EncodeEvent(r));
+  }
+  return out;
+}
+
+TEST(EventCodecTest, EncodeThenDecodeIsIdentity) {
+  uint64_t position = 1;
+  for (const NewEvent& e : OneOfEachType()) {
+    RecordedEvent r;
+    r.position = position++;
+    r.stream = e.stream;
+    r.revision = 42;
+    r.event_id = "evt-x";
+    r.recorded_at_ms = -5;  // before 1970 still round-trips
+    r.actor = "bob";
+    r.idempotency_key = "k";
+    r.payload = e.payload;
+    auto d = DecodeEvent(EncodeEvent(r));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ExpectSameEvent(*d, r);
+  }
+}
+
+TEST(EventCodecTest, RandomBytesAreCorruption) {
+  std::mt19937 rng(20240601);
+  for (int i = 0; i < 2000; ++i) {
+    std::string bytes(rng() % 300, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    auto r = DecodeEvent(bytes);
+    ASSERT_FALSE(r.ok()) << "buffer " << i;
+    EXPECT_EQ(r.status().kind(), ErrorKind::kCorruption);
+  }
+}
+
+TEST(EventCodecTest, EveryTruncationOfARealEventIsCorruption) {
+  for (const std::string& full : EncodedSamples()) {
+    auto whole = DecodeEvent(full);
+    ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+    size_t decoded_ok = 0;
+    for (size_t n = 0; n < full.size(); ++n) {
+      auto r = DecodeEvent(std::string_view(full).substr(0, n));
+      if (r.ok()) {
+        // Only cutting the builder's trailing alignment padding (< 8 bytes)
+        // may leave a buffer that still verifies, and then it must mean the
+        // same event.
+        ++decoded_ok;
+        EXPECT_GE(n + 8, full.size()) << "truncated to " << n;
+        ExpectSameEvent(*r, *whole);
+      } else {
+        EXPECT_EQ(r.status().kind(), ErrorKind::kCorruption);
+      }
+    }
+    EXPECT_LT(decoded_ok, 8u);
+  }
+}
+
+// The decoder must survive every input, so the inputs below are decoded in a
+// child process: a crash fails this test instead of ending the whole suite.
+// The child exits 0 when every result was ok or Corruption, 1 otherwise.
+template <typename Inputs>
+void DecodeAllInChild(const Inputs& make_inputs) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        int bad = 0;
+        make_inputs([&](std::string_view bytes) {
+          auto r = DecodeEvent(bytes);
+          if (!r.ok() && r.status().kind() != ErrorKind::kCorruption) ++bad;
+        });
+        std::_Exit(bad == 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST(EventCodecTest, RandomBytesBehindAValidHeaderNeverCrash) {
+  // Random tables behind a valid root offset and file identifier "CSEV", so
+  // the verifier has to look inside.
+  DecodeAllInChild([](const auto& decode) {
+    std::mt19937 rng(7);
+    for (int i = 0; i < 2000; ++i) {
+      std::string bytes(8 + rng() % 200, '\0');
+      for (char& c : bytes) c = static_cast<char>(rng());
+      uint32_t root = 8 + (rng() % (bytes.size() - 7)) / 4 * 4;
+      for (int b = 0; b < 4; ++b) bytes[b] = static_cast<char>(root >> (8 * b));
+      bytes.replace(4, 4, "CSEV");
+      decode(bytes);
+    }
+  });
+}
+
+TEST(EventCodecTest, EverySingleByteCorruptionOfARealEventNeverCrashes) {
+  DecodeAllInChild([](const auto& decode) {
+    for (const std::string& full : EncodedSamples()) {
+      for (size_t i = 0; i < full.size(); ++i) {
+        const uint8_t b = static_cast<uint8_t>(full[i]);
+        for (uint8_t v : {uint8_t{0}, uint8_t{0xFF}, uint8_t(b ^ 0x01),
+                          uint8_t(b ^ 0x80), uint8_t(b + 4)}) {
+          std::string bad = full;
+          bad[i] = static_cast<char>(v);
+          decode(bad);
+        }
+      }
+    }
+  });
+}
+
+// An envelope that names a payload type but holds no payload table: the
+// FlatBuffers verifier accepts it (an absent union value verifies), so the
+// decoder itself must reject it.
+std::string EnvelopeWithoutPayload(fb::Payload type) {
+  flatbuffers::FlatBufferBuilder b;
+  auto stream = b.CreateString("agent-x");
+  auto event_id = b.CreateString("evt-1");
+  auto actor = b.CreateString("alice");
+  fb::EventEnvelopeBuilder env(b);
+  env.add_position(1);
+  env.add_stream(stream);
+  env.add_revision(0);
+  env.add_event_id(event_id);
+  env.add_recorded_at_ms(kT0);
+  env.add_actor(actor);
+  env.add_payload_type(type);
+  fb::FinishEventEnvelopeBuffer(b, env.Finish());
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()),
+                     b.GetSize());
+}
+
+TEST(EventCodecTest, PayloadTypeWithoutPayloadIsCorruption) {
+  const fb::Payload types[] = {
+      fb::Payload::AgentCreated,        fb::Payload::AgentUpdated,
+      fb::Payload::AgentDeleted,        fb::Payload::ConversationCreated,
+      fb::Payload::ConversationUpdated, fb::Payload::ConversationStatusChanged,
+      fb::Payload::MessageAppended,
+  };
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (fb::Payload type : types) {
+    SCOPED_TRACE("payload type " + std::to_string(static_cast<int>(type)));
+    const std::string bytes = EnvelopeWithoutPayload(type);
+    // Exit code 0: Corruption; 1: any other result; a signal: a crash.
+    EXPECT_EXIT(
+        {
+          auto r = DecodeEvent(bytes);
+          std::_Exit(!r.ok() && r.status().kind() == ErrorKind::kCorruption
+                         ? 0
+                         : 1);
+        },
+        ::testing::ExitedWithCode(0), "");
+  }
+}
+
+TEST(EventCodecTest, NoPayloadOrAnUnknownPayloadTypeIsCorruption) {
+  // NONE, and a type from some newer writer this build does not know.
+  for (fb::Payload type : {fb::Payload::NONE, static_cast<fb::Payload>(99)}) {
+    auto r = DecodeEvent(EnvelopeWithoutPayload(type));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().kind(), ErrorKind::kCorruption);
+  }
+}
+
+// --- Read models as a sink of the log --------------------------------------------
+
+// A store: the log plus, optionally, the read models attached as its sink.
+struct Store {
+  std::unique_ptr<EventLog> log;
+  std::unique_ptr<ReadModels> rm;
+  std::function<std::string()> ids = EventIds();
+
+  static Store Open(const std::string& dir, bool attach) {
+    Store s;
+    s.log = MustOpen(dir);
+    if (s.log == nullptr) return s;
+    s.rm = std::make_unique<ReadModels>(s.log.get());
+    if (attach) s.log->AddSink(s.rm.get());
+    return s;
+  }
+
+  void Run(const std::vector<NewEvent>& events, const EventMeta& meta) {
+    LogBatch batch(log.get());
+    auto r = batch.Append(events, meta, ids);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(batch.Commit().ok());
+  }
+};
+
+struct Command {
+  std::vector<NewEvent> events;
+  EventMeta meta;
+};
+
+const std::string kAgentA = "0190c1e8-0000-7000-8000-0000000000a1";
+const std::string kAgentB = "0190c1e8-0000-7000-8000-0000000000b1";
+const std::string kConv1 = "conv-0190c1e8-0000-7000-8000-0000000000c1";
+const std::string kConv2 = "conv-0190c1e8-0000-7000-8000-0000000000c2";
+
+Message Msg(const std::string& conv, int n, MessageRole role,
+            std::string content) {
+  Message m;
+  m.id = "msg-0190c1e8-0000-7000-8000-00000000" + std::to_string(1000 + n);
+  m.conversation_id = conv;
+  m.role = role;
+  m.content = std::move(content);
+  m.created_at_ms = kT0 + n;
+  return m;
+}
+
+// Two users, two agents (one deleted), two conversations with messages.
+std::vector<Command> Scenario() {
+  Agent a;
+  a.id = kAgentA;
+  a.name = "Agent A";
+  a.instructions = "Be kind.";
+  a.dispatch_name = "worker-a";
+  a.metadata = {{"m", "1"}};
+  a.created_by = "alice";
+  a.created_at_ms = a.updated_at_ms = kT0;
+  Agent b;
+  b.id = kAgentB;
+  b.name = "Agent B";
+  b.created_by = "bob";
+  b.created_at_ms = b.updated_at_ms = kT0 + 1;
+  Conversation c1;
+  c1.id = kConv1;
+  c1.agent_id = kAgentA;
+  c1.title = "First";
+  c1.created_by = "alice";
+  c1.metadata = {{"x", "y"}};
+  c1.created_at_ms = c1.updated_at_ms = kT0 + 10;
+  Conversation c2 = c1;
+  c2.id = kConv2;
+  c2.agent_id = kAgentB;
+  c2.title = "Second";
+  c2.created_by = "bob";
+  c2.metadata = {};
+  c2.created_at_ms = c2.updated_at_ms = kT0 + 20;
+  using S = ConversationStatus;
+  return {
+      {{{AgentStream(kAgentA), NewEvent::kNoStream, AgentCreated{a}}},
+       Meta("alice", "idem-1", kT0)},
+      {{{AgentStream(kAgentB), NewEvent::kNoStream, AgentCreated{b}}},
+       Meta("bob", "", kT0 + 1)},
+      {{{ConversationStream(kConv1), NewEvent::kNoStream,
+         ConversationCreated{c1}},
+        {MessagesStream(kConv1), NewEvent::kNoStream,
+         MessageAppended{Msg(kConv1, 10, MessageRole::kSystem, "Be kind.")}}},
+       Meta("alice", "", kT0 + 10)},
+      {{{MessagesStream(kConv1), 0,
+         MessageAppended{Msg(kConv1, 11, MessageRole::kUser, kUnicode)}},
+        {MessagesStream(kConv1), 1,
+         MessageAppended{
+             Msg(kConv1, 12, MessageRole::kAssistant, "Hello \"there\"\n")}}},
+       Meta("alice", "", kT0 + 12)},
+      {{{ConversationStream(kConv1), 0,
+         ConversationUpdated{kConv1, "First, renamed", {{"p", "q"}}, kT0 + 13}}},
+       Meta("alice", "", kT0 + 13)},
+      {{{ConversationStream(kConv1), 1,
+         ConversationStatusChanged{kConv1, S::kActive, S::kCompleted,
+                                   kT0 + 14}}},
+       Meta("alice", "", kT0 + 14)},
+      {{{ConversationStream(kConv2), NewEvent::kNoStream,
+         ConversationCreated{c2}}},
+       Meta("bob", "", kT0 + 20)},
+      {{{AgentStream(kAgentA), 0,
+         AgentUpdated{kAgentA, "Agent A2", "Be kinder.", std::nullopt,
+                      {{"m", "2"}}, kT0 + 21}}},
+       Meta("alice", "", kT0 + 21)},
+      {{{AgentStream(kAgentB), 0, AgentDeleted{kAgentB, kT0 + 22}}},
+       Meta("bob", "", kT0 + 22)},
+      {{{MessagesStream(kConv2), std::nullopt,
+         MessageAppended{Msg(kConv2, 23, MessageRole::kUser, "hi")}}},
+       Meta("bob", "", kT0 + 23)},
+  };
+}
+
+using CfDump = std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
+
+CfDump DumpReadModels(const EventLog& log) {
+  CfDump out;
+  for (const std::string& name : ReadModels::ColumnFamilies()) {
+    rocksdb::ColumnFamilyHandle* cf = log.cf(name);
+    EXPECT_NE(cf, nullptr) << name;
+    if (cf == nullptr) continue;
+    auto& rows = out[name];
+    std::unique_ptr<rocksdb::Iterator> it(
+        log.db()->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      rows.emplace_back(it->key().ToString(), it->value().ToString());
+    }
+    EXPECT_TRUE(it->status().ok()) << it->status().ToString();
+  }
+  return out;
+}
+
+void ExpectSameDump(const CfDump& got, const CfDump& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [name, rows] : want) {
+    SCOPED_TRACE("column family " + name);
+    const auto& other = got.at(name);
+    ASSERT_EQ(other.size(), rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      EXPECT_EQ(other[i].first, rows[i].first) << "key #" << i;
+      EXPECT_EQ(other[i].second, rows[i].second) << "value of key #" << i;
+    }
+  }
+}
+
+TEST(ReadModelsTest, ShowWhatWasAppended) {
+  TempDir dir;
+  Store s = Store::Open(dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  for (const Command& c : Scenario()) s.Run(c.events, c.meta);
+
+  auto a = s.rm->GetAgent(kAgentA);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(a->has_value());
+  EXPECT_EQ((*a)->revision, 1u);
+  EXPECT_EQ((*a)->value.name, "Agent A2");
+  EXPECT_EQ((*a)->value.instructions, "Be kinder.");
+  EXPECT_EQ((*a)->value.dispatch_name, std::nullopt);
+  EXPECT_EQ((*a)->value.metadata, (Metadata{{"m", "2"}}));
+  EXPECT_EQ((*a)->value.created_by, "alice");
+  EXPECT_EQ((*a)->value.created_at_ms, kT0);
+  EXPECT_EQ((*a)->value.updated_at_ms, kT0 + 21);
+
+  auto b = s.rm->GetAgent(kAgentB);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(b->has_value()) << "a deleted agent is gone";
+
+  auto c1 = s.rm->GetConversation(kConv1);
+  ASSERT_TRUE(c1.ok()) << c1.status().ToString();
+  ASSERT_TRUE(c1->has_value());
+  EXPECT_EQ((*c1)->revision, 2u);
+  EXPECT_EQ((*c1)->value.title, "First, renamed");
+  EXPECT_EQ((*c1)->value.status, ConversationStatus::kCompleted);
+  EXPECT_EQ((*c1)->value.metadata, (Metadata{{"p", "q"}}));
+  EXPECT_EQ((*c1)->value.agent_id, kAgentA);
+  EXPECT_EQ((*c1)->value.created_at_ms, kT0 + 10);
+  EXPECT_EQ((*c1)->value.updated_at_ms, kT0 + 14);
+
+  auto msgs = s.rm->ListMessages(kConv1, std::nullopt, 100);
+  ASSERT_TRUE(msgs.ok()) << msgs.status().ToString();
+  ASSERT_EQ(msgs->items.size(), 3u);
+  EXPECT_FALSE(msgs->has_more);
+  const char* roles[] = {"system", "user", "assistant"};
+  const std::string contents[] = {"Be kind.", kUnicode, "Hello \"there\"\n"};
+  for (size_t i = 0; i < 3; ++i) {
+    boost::json::object o = boost::json::parse(msgs->items[i]).as_object();
+    EXPECT_EQ(o.at("id").as_string(), Msg(kConv1, 10 + int(i), {}, "").id);
+    EXPECT_EQ(o.at("conversation_id").as_string(), kConv1);
+    EXPECT_EQ(o.at("role").as_string(), roles[i]);
+    EXPECT_EQ(o.at("content").as_string(), contents[i]);
+  }
+
+  auto page = s.rm->ListMessages(kConv1, Msg(kConv1, 10, {}, "").id, 1);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_TRUE(page->has_more);
+
+  ListQuery alice;
+  alice.actor = Actor{"alice", false};
+  auto agents = s.rm->ListAgents(alice);
+  ASSERT_TRUE(agents.ok());
+  ASSERT_EQ(agents->items.size(), 1u);
+  EXPECT_EQ(agents->items[0].value.id, kAgentA);
+  ListQuery bob;
+  bob.actor = Actor{"bob", false};
+  auto convs = s.rm->ListConversations(bob);
+  ASSERT_TRUE(convs.ok());
+  ASSERT_EQ(convs->items.size(), 1u);
+  EXPECT_EQ(convs->items[0].value.id, kConv2);
+  auto bobs_agents = s.rm->ListAgents(bob);
+  ASSERT_TRUE(bobs_agents.ok());
+  EXPECT_TRUE(bobs_agents->items.empty());
+
+  auto checkpoint = s.rm->Checkpoint();
+  ASSERT_TRUE(checkpoint.ok());
+  EXPECT_EQ(*checkpoint, s.log->head());
+}
+
+TEST(ReadModelsTest, ReadThroughABatchSeesPendingEvents) {
+  TempDir dir;
+  Store s = Store::Open(dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  const Command create = Scenario()[0];
+  LogBatch batch(s.log.get());
+  ASSERT_TRUE(batch.Append(create.events, create.meta, s.ids).ok());
+  auto pending = s.rm->GetAgent(kAgentA, &batch);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_TRUE(pending->has_value());
+  auto committed = s.rm->GetAgent(kAgentA);
+  ASSERT_TRUE(committed.ok());
+  EXPECT_FALSE(committed->has_value());
+  ASSERT_TRUE(batch.Commit().ok());
+  committed = s.rm->GetAgent(kAgentA);
+  ASSERT_TRUE(committed.ok());
+  EXPECT_TRUE(committed->has_value());
+}
+
+TEST(ReadModelsTest, FailedAppendLeavesNoReadModelRows) {
+  TempDir dir;
+  Store s = Store::Open(dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  const Command create = Scenario()[0];
+  LogBatch batch(s.log.get());
+  std::vector<NewEvent> events = create.events;
+  events.push_back(Note(AgentStream(kAgentA), 7));  // conflicts
+  ASSERT_FALSE(batch.Append(events, create.meta, s.ids).ok());
+  ASSERT_TRUE(batch.Commit().ok());
+  auto a = s.rm->GetAgent(kAgentA);
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->has_value());
+  const CfDump dump = DumpReadModels(*s.log);
+  for (const auto& [name, rows] : dump) EXPECT_TRUE(rows.empty()) << name;
+}
+
+// A sink that refuses one stream's events.
+class RefusingSink : public EventSink {
+ public:
+  Status Apply(const RecordedEvent& event, LogBatch&) override {
+    if (event.stream == "refused") return Status::Internal("sink refused");
+    return Status();
+  }
+};
+
+TEST(ReadModelsTest, SinkErrorUndoesTheAppend) {
+  TempDir dir;
+  Store s = Store::Open(dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  RefusingSink refusing;
+  s.log->AddSink(&refusing);
+  const Command create = Scenario()[0];
+  LogBatch batch(s.log.get());
+  std::vector<NewEvent> events = create.events;
+  events.push_back(Note("refused", std::nullopt));
+  auto r = batch.Append(events, create.meta, s.ids);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().kind(), ErrorKind::kInternal);
+  EXPECT_TRUE(batch.empty());
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(s.log->head(), 0u);
+  auto a = s.rm->GetAgent(kAgentA);
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->has_value());
+}
+
+TEST(ReadModelsTest, CatchUpRebuildsTheSameBytes) {
+  TempDir live_dir;
+  TempDir rebuilt_dir;
+  CfDump live;
+  {
+    Store s = Store::Open(live_dir.str(), /*attach=*/true);
+    ASSERT_NE(s.log, nullptr);
+    for (const Command& c : Scenario()) s.Run(c.events, c.meta);
+    live = DumpReadModels(*s.log);
+  }
+  // The same events, written with no read models attached...
+  {
+    Store s = Store::Open(rebuilt_dir.str(), /*attach=*/false);
+    ASSERT_NE(s.log, nullptr);
+    for (const Command& c : Scenario()) s.Run(c.events, c.meta);
+    const CfDump empty = DumpReadModels(*s.log);
+    for (const auto& [name, rows] : empty) EXPECT_TRUE(rows.empty()) << name;
+  }
+  // ...then caught up.
+  Store s = Store::Open(rebuilt_dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  ASSERT_TRUE(s.rm->CatchUp().ok());
+  auto checkpoint = s.rm->Checkpoint();
+  ASSERT_TRUE(checkpoint.ok());
+  EXPECT_EQ(*checkpoint, s.log->head());
+  EXPECT_EQ(s.log->head(), 12u) << "CatchUp appends no events";
+
+  const CfDump rebuilt = DumpReadModels(*s.log);
+  EXPECT_FALSE(live.at("rm_agents").empty());
+  EXPECT_EQ(live.at("rm_messages").size(), 4u);
+  ExpectSameDump(rebuilt, live);
+}
+
+TEST(ReadModelsTest, CatchUpResumesAfterTheCheckpoint) {
+  TempDir live_dir;
+  TempDir dir;
+  const auto scenario = Scenario();
+  CfDump live;
+  {
+    Store s = Store::Open(live_dir.str(), /*attach=*/true);
+    ASSERT_NE(s.log, nullptr);
+    for (const Command& c : scenario) s.Run(c.events, c.meta);
+    live = DumpReadModels(*s.log);
+  }
+  auto ids = EventIds();  // one id sequence across the three opens
+  {
+    Store s = Store::Open(dir.str(), /*attach=*/true);
+    ASSERT_NE(s.log, nullptr);
+    s.ids = ids;
+    for (size_t i = 0; i < 5; ++i) s.Run(scenario[i].events, scenario[i].meta);
+  }
+  {
+    Store s = Store::Open(dir.str(), /*attach=*/false);
+    ASSERT_NE(s.log, nullptr);
+    s.ids = ids;
+    for (size_t i = 5; i < scenario.size(); ++i) {
+      s.Run(scenario[i].events, scenario[i].meta);
+    }
+    auto checkpoint = s.rm->Checkpoint();
+    ASSERT_TRUE(checkpoint.ok());
+    EXPECT_EQ(*checkpoint, 7u) << "the read models stopped at command 5";
+  }
+  Store s = Store::Open(dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  ASSERT_TRUE(s.rm->CatchUp().ok());
+  ExpectSameDump(DumpReadModels(*s.log), live);
+  // A second CatchUp has nothing to do.
+  ASSERT_TRUE(s.rm->CatchUp().ok());
+  ExpectSameDump(DumpReadModels(*s.log), live);
+}
+
+}  // namespace
+}  // namespace convstore
