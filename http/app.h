@@ -62,7 +62,8 @@ class App {
   const std::optional<std::string>& bootstrap_key() const {
     return bootstrap_key_;
   }
-  bool ready() const { return ready_.load(); }
+  // Open, caught up, and the log still takes writes.
+  bool ready() const { return ready_.load() && !log_->failed(); }
   // Commits everything queued and refuses further writes (shutdown).
   void StopWrites();
 
