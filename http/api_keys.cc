@@ -5,6 +5,7 @@
 #include <array>
 #include <boost/json.hpp>
 #include <chrono>
+#include <mutex>
 #include <stdexcept>
 
 #include "core/encoding.h"
@@ -190,9 +191,32 @@ std::string NewApiKeyText() {
 }
 
 std::string NewUuid(int64_t now_ms) {
+  // Monotonic within this process (RFC 9562, 6.2 method 1): the 12-bit
+  // rand_a field is a counter within one millisecond, so ids minted in the
+  // same millisecond still sort in the order they were made, and lists sort
+  // newest first by id. The clock going back reuses the last millisecond.
+  static std::mutex mu;
+  static int64_t last_ms = -1;
+  static uint16_t counter = 0;
   std::array<uint8_t, 10> random;
   RandomBytes(random.data(), random.size());
-  return MakeUuidV7(now_ms, random);
+  int64_t ms;
+  uint16_t seq;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (now_ms > last_ms) {
+      last_ms = now_ms;
+      counter = static_cast<uint16_t>(random[1] & 0x3F);  // leave headroom
+    } else if (++counter > 0xFFF) {
+      ++last_ms;  // 4096 ids in one millisecond: borrow the next one
+      counter = 0;
+    }
+    ms = last_ms;
+    seq = counter;
+  }
+  random[0] = static_cast<uint8_t>(seq >> 8);
+  random[1] = static_cast<uint8_t>(seq & 0xFF);
+  return MakeUuidV7(ms, random);
 }
 
 int64_t NowMillis() {
