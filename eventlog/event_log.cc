@@ -50,6 +50,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   db_options.create_missing_column_families = true;
   // The log is the record of truth: check every block we read.
   db_options.paranoid_checks = true;
+  if (options.env) db_options.env = options.env.get();
 
   // RocksDB needs every existing column family named at open.
   std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf,
@@ -69,6 +70,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   }
 
   std::unique_ptr<EventLog> log(new EventLog());
+  log->env_ = options.env;
   const bool secondary = !options.secondary_path.empty();
   log->read_only_ = options.read_only || secondary;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

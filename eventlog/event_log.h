@@ -53,6 +53,9 @@ struct EventLogOptions {
   // (never taking its lock); this scratch dir holds the secondary's own
   // files. CatchUpWithPrimary() then follows the server's new writes.
   std::string secondary_path;
+  // The RocksDB Env to run on (tests inject faults through it); default:
+  // the process's default Env.
+  std::shared_ptr<rocksdb::Env> env;
 };
 
 class EventLog {
@@ -113,6 +116,7 @@ class EventLog {
   Status CommitBatch(rocksdb::WriteBatchWithIndex& batch, uint64_t new_head);
   Status ReloadHead();
 
+  std::shared_ptr<rocksdb::Env> env_;  // outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   // Guards cfs_: column families are created and dropped while readers run.
   mutable std::shared_mutex cfs_mu_;

@@ -23,6 +23,7 @@ const char* ErrorType(ErrorKind kind) {
     case ErrorKind::kIdempotencyInFlight:
       return "idempotency_error";
     case ErrorKind::kUnavailable:
+    case ErrorKind::kIOError:  // answered 503: the store refuses writes
       return "unavailable";
     default:
       return "internal_error";

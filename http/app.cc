@@ -205,6 +205,7 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   std::unique_ptr<App> app(new App());
   app->config_ = config;
   EventLogOptions options;
+  options.env = config.env;
   for (const auto& cf : ApiKeyStore::ColumnFamilies()) {
     options.extra_column_families.push_back(cf);
   }

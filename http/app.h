@@ -38,6 +38,8 @@ struct AppConfig {
   LiveKitConfig livekit;
   // Admin key to create on first start instead of a generated one.
   std::optional<std::string> bootstrap_admin_key;
+  // RocksDB Env for the store (tests inject faults through it).
+  std::shared_ptr<rocksdb::Env> env;
 };
 
 struct ApiRequest {

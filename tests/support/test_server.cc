@@ -25,7 +25,8 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-TestServer::TestServer(std::string data_dir, http::LiveKitConfig livekit) {
+TestServer::TestServer(std::string data_dir, http::LiveKitConfig livekit,
+                       std::shared_ptr<rocksdb::Env> env) {
   if (data_dir.empty()) {
     owned_dir_ = std::make_unique<TempDir>();
     data_dir = (owned_dir_->path() / "data").string();
@@ -35,6 +36,7 @@ TestServer::TestServer(std::string data_dir, http::LiveKitConfig livekit) {
   config.data_dir = data_dir_;
   config.livekit = livekit;
   config.bootstrap_admin_key = kAdminKey;
+  config.env = std::move(env);
   auto app = http::App::Open(config);
   if (!app.ok()) throw std::runtime_error("open: " + app.status().ToString());
   app_ = std::move(*app);

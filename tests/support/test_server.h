@@ -40,7 +40,8 @@ class TestServer {
   static constexpr const char* kAdminKey = "csk_test_admin_key_0123456789";
 
   explicit TestServer(std::string data_dir = "",
-                      http::LiveKitConfig livekit = {});
+                      http::LiveKitConfig livekit = {},
+                      std::shared_ptr<rocksdb::Env> env = nullptr);
   ~TestServer();
 
   uint16_t port() const { return port_; }
