@@ -156,6 +156,18 @@ class App::Handlers {
 
   // Decides and commits through the writer, with Idempotency-Key handling.
   void Write(const RequestCtx& ctx, Decider decide, Respond respond);
+  // Answers a write request rejected before deciding (a bad body). With an
+  // Idempotency-Key the answer is kept and replayed like any other (only
+  // 5xx answers are not kept), so it goes through the writer too.
+  void Reject(const RequestCtx& ctx, Status status, Respond respond) {
+    if (!ctx.request.idempotency_key) {
+      return respond(ErrorResponse(status));
+    }
+    Write(ctx,
+          [status](LogBatch&, const DecideContext&,
+                   const EventMeta&) -> Result<ApiResponse> { return status; },
+          std::move(respond));
+  }
   Result<std::vector<RecordedEvent>> Append(LogBatch& batch,
                                             const std::vector<NewEvent>& events,
                                             const DecideContext& dctx,
@@ -707,7 +719,7 @@ void App::Handlers::ListAgents(const RequestCtx& ctx, Respond respond) {
 
 void App::Handlers::CreateAgent(const RequestCtx& ctx, Respond respond) {
   auto req = ParseCreateAgent(ctx.request.body);
-  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   Write(ctx,
         [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
                                       const EventMeta& meta) -> Result<ApiResponse> {
@@ -735,7 +747,7 @@ void App::Handlers::GetAgent(const RequestCtx& ctx, const std::string& id,
 void App::Handlers::UpdateAgent(const RequestCtx& ctx, const std::string& id,
                                 Respond respond) {
   auto req = ParseUpdateAgent(ctx.request.body);
-  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
   Write(ctx,
         [this, id, if_match, req = std::move(*req)](
@@ -817,7 +829,7 @@ void App::Handlers::ListConversations(const RequestCtx& ctx, Respond respond) {
 
 void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
   auto req = ParseCreateConversation(ctx.request.body);
-  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   Write(ctx,
         [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
                                       const EventMeta& meta) -> Result<ApiResponse> {
@@ -858,7 +870,7 @@ void App::Handlers::GetConversation(const RequestCtx& ctx, const std::string& id
 void App::Handlers::UpdateConversation(const RequestCtx& ctx,
                                        const std::string& id, Respond respond) {
   auto req = ParseUpdateConversation(ctx.request.body);
-  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
   Write(ctx,
         [this, id, if_match, req = std::move(*req)](
@@ -951,7 +963,7 @@ void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
 void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
                                   Respond respond) {
   auto req = ParseAppendMessage(ctx.request.body);
-  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   Write(ctx,
         [this, id, req = std::move(*req)](LogBatch& batch,
                                           const DecideContext& dctx,
@@ -974,7 +986,7 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
 
 void App::Handlers::CreateApiKey(const RequestCtx& ctx, Respond respond) {
   auto req = ParseCreateApiKey(ctx.request.body);
-  if (!req.ok()) return respond(ErrorResponse(req.status()));
+  if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   Write(ctx,
         [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
                                       const EventMeta&) -> Result<ApiResponse> {

@@ -71,7 +71,8 @@ class SnapshotMessageStream : public MessageStream {
   Result<std::optional<std::string>> NextChunk(size_t max_bytes) override {
     if (done_) return std::optional<std::string>();
     std::string out;
-    if (first_) out.push_back('[');
+    if (!opened_) out.push_back('[');
+    opened_ = true;
     while (it_->Valid() && HasPrefix(it_->key(), prefix_) &&
            out.size() < max_bytes) {
       if (!first_) out.push_back(',');
@@ -81,8 +82,6 @@ class SnapshotMessageStream : public MessageStream {
     }
     CONVSTORE_RETURN_IF_ERROR(FromRocks(it_->status()));
     if (!it_->Valid() || !HasPrefix(it_->key(), prefix_)) {
-      if (first_) out.push_back('[');  // empty conversation: "[]"
-      first_ = false;
       out.push_back(']');
       done_ = true;
     }
@@ -95,7 +94,8 @@ class SnapshotMessageStream : public MessageStream {
   const rocksdb::Snapshot* snapshot_;
   std::string prefix_;
   std::unique_ptr<rocksdb::Iterator> it_;
-  bool first_ = true;
+  bool opened_ = false;  // "[" sent
+  bool first_ = true;    // no element sent yet
   bool done_ = false;
 };
 
