@@ -226,7 +226,7 @@ Result<std::optional<uint64_t>> EventLog::StreamRevision(
 }
 
 Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
-                             uint64_t new_head) {
+                             std::optional<uint64_t> new_head) {
   if (read_only_) return Status::Unavailable("the log is open read-only");
   if (failed()) {
     return Status::Unavailable(
@@ -241,14 +241,15 @@ Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
     failed_.store(true, std::memory_order_release);
     return FromRocks(s, "synced write of the log");
   }
-  head_.store(new_head, std::memory_order_release);
+  if (new_head) head_.store(*new_head, std::memory_order_release);
   return Status();
 }
 
 LogBatch::LogBatch(EventLog* log)
     : log_(log),
       batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
-      next_position_(log->head() + 1) {}
+      next_position_(log->head() + 1),
+      first_position_(next_position_) {}
 
 Result<std::optional<std::string>> LogBatch::Get(
     rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
@@ -356,7 +357,11 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
 
 Status LogBatch::Commit() {
   if (empty()) return Status();
-  return log_->CommitBatch(batch_, head());
+  // A batch that appended nothing (read models only) must not touch the
+  // head: the writer may have moved it since this batch opened.
+  const bool appended = next_position_ != first_position_;
+  return log_->CommitBatch(batch_, appended ? std::optional(head())
+                                            : std::nullopt);
 }
 
 }  // namespace convstore

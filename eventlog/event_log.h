@@ -2,8 +2,10 @@
 // global position (from 1) over all events and a revision (from 0) per stream;
 // events are only ever written through a LogBatch, committed with a synced
 // write, so a successful Commit means the events survive a crash.
-// Thread-safety: reads are safe from any thread; at most one LogBatch may be
-// open at a time (the GroupCommitWriter's thread owns it). After a failed
+// Thread-safety: reads are safe from any thread. At most one LogBatch that
+// appends events may be open at a time (the GroupCommitWriter's thread owns
+// it); batches that only write beside the log (a rebuild's read models) may
+// commit concurrently and never move the head. After a failed
 // synced write the log refuses every later commit, as LevelDB's log does.
 #pragma once
 
@@ -113,7 +115,9 @@ class EventLog {
  private:
   friend class LogBatch;
   EventLog() = default;
-  Status CommitBatch(rocksdb::WriteBatchWithIndex& batch, uint64_t new_head);
+  // Writes `batch` synced; moves the head only when the batch appended.
+  Status CommitBatch(rocksdb::WriteBatchWithIndex& batch,
+                     std::optional<uint64_t> new_head);
   Status ReloadHead();
 
   std::shared_ptr<rocksdb::Env> env_;  // outlives db_
@@ -176,6 +180,7 @@ class LogBatch {
   EventLog* log_;
   rocksdb::WriteBatchWithIndex batch_;
   uint64_t next_position_;
+  const uint64_t first_position_;  // next_position_ when the batch opened
   std::vector<uint64_t> savepoints_;
 };
 

@@ -59,12 +59,24 @@ int main(int argc, char** argv) {
       "MessageAppended --out messages.jsonl");
   export_cmd->add_option("--data-dir", exp.data_dir, "Data directory")
       ->capture_default_str();
+  // Log positions start at 1; say so rather than CLI11's generic range text.
+  const CLI::Validator position(
+      [](std::string& value) -> std::string {
+        if (value.empty() ||
+            value.find_first_not_of("0123456789") != std::string::npos ||
+            value.size() > 19 || std::stoull(value) == 0) {
+          return "must be a log position: an integer from 1 (positions start "
+                 "at 1), got '" + value + "'";
+        }
+        return "";
+      },
+      "POSITION");
   export_cmd->add_option("--from", exp.from, "First position (inclusive)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(position);
   export_cmd->add_option("--to", exp.to,
                          "Last position (inclusive); default: the head")
-      ->check(CLI::PositiveNumber);
+      ->check(position);
   export_cmd->add_option("--stream", exp.stream,
                          "Only this stream, e.g. messages-conv-<uuid>");
   export_cmd->add_option("--type", exp.type,

@@ -2,7 +2,11 @@
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
+
+#include "projections/rebuild.h"
 
 namespace convstore::tools {
 
@@ -44,7 +48,24 @@ Result<std::unique_ptr<EventLog>> OpenSecondary(const std::string& data_dir,
   }
   EventLogOptions options;
   options.secondary_path = scratch.path();
-  return EventLog::Open(data_dir, options);
+  constexpr int kAttempts = 20;
+  for (int attempt = 1;; ++attempt) {
+    auto log = EventLog::Open(data_dir, options);
+    bool raced = false;
+    if (!log.ok()) {
+      // "Column family not found": dropped after we listed it.
+      raced = log.status().message().find("olumn family") != std::string::npos;
+    } else {
+      auto prefix = ActiveReadModelsPrefix(**log);
+      if (!prefix.ok()) return prefix.status();
+      for (const std::string& name : ReadModels::ColumnFamilies(*prefix)) {
+        // Created after we listed the column families.
+        if ((*log)->cf(name) == nullptr) raced = true;
+      }
+    }
+    if (!raced || attempt == kAttempts) return log;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 }  // namespace convstore::tools

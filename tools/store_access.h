@@ -26,7 +26,10 @@ class ScratchDir {
 // Opens `data_dir` read-write with every column family. A missing directory
 // or a held lock gives a message naming the cause.
 Result<std::unique_ptr<EventLog>> OpenExclusive(const std::string& data_dir);
-// Opens `data_dir` as a secondary instance using `scratch` for its files.
+// Opens `data_dir` as a secondary instance using `scratch` for its files,
+// such that the active read models' column families are open too. A server
+// may create and drop column families (an online rebuild) between our
+// listing them and opening them; that is retried, bounded.
 Result<std::unique_ptr<EventLog>> OpenSecondary(const std::string& data_dir,
                                                 const ScratchDir& scratch);
 

@@ -317,6 +317,23 @@ TEST_F(EventLogTest, CommitOfAnEmptyBatchChangesNothing) {
   EXPECT_EQ(log_->head(), 1u);
 }
 
+// A batch that only writes beside the log (an online rebuild's read models)
+// may commit while the writer appends; it must never move the head back, or
+// the writer would reuse positions and overwrite acknowledged events.
+TEST_F(EventLogTest, ABatchWithoutAppendsNeverMovesTheHead) {
+  Commit({Note("a", std::nullopt)});
+  LogBatch beside(log_.get());  // opened at head 1
+  beside.Put(log_->cf(rocksdb::kDefaultColumnFamilyName), "k", "v");
+  Commit({Note("a", std::nullopt), Note("a", std::nullopt)});  // head 3
+  ASSERT_TRUE(beside.Commit().ok());
+  EXPECT_EQ(log_->head(), 3u);
+  Commit({Note("b", std::nullopt)});
+  std::vector<RecordedEvent> all = ReadAll();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[3].position, 4u);
+  EXPECT_EQ(all[1].stream, "a");  // not overwritten
+}
+
 TEST_F(EventLogTest, LaterAppendsInABatchSeeEarlierOnes) {
   LogBatch batch(log_.get());
   ASSERT_TRUE(batch.Append({Note("s", NewEvent::kNoStream)}, Meta(), ids_).ok());
