@@ -21,6 +21,10 @@ enum class ErrorKind {
   kPreconditionFailed,    // 412 precondition_failed
   kIdempotencyMismatch,   // 422 idempotency_error
   kIdempotencyInFlight,   // 409 idempotency_error
+  kMethodNotAllowed,      // 405 method_not_allowed
+  kPayloadTooLarge,       // 413 payload_too_large
+  kUnsupportedMediaType,  // 415 unsupported_media_type
+  kHeadersTooLarge,       // 431 invalid_request_error
   kUnavailable,           // 503 unavailable (the log refuses writes)
   kIOError,               // 500/503: a storage fault
   kCorruption,            // 500: bytes that do not decode
@@ -60,6 +64,18 @@ class Status {
   static Status IdempotencyInFlight(std::string message) {
     return Status(ErrorKind::kIdempotencyInFlight, std::move(message), {},
                   "idempotency_in_flight");
+  }
+  static Status MethodNotAllowed(std::string message) {
+    return Status(ErrorKind::kMethodNotAllowed, std::move(message));
+  }
+  static Status PayloadTooLarge(std::string message) {
+    return Status(ErrorKind::kPayloadTooLarge, std::move(message));
+  }
+  static Status UnsupportedMediaType(std::string message) {
+    return Status(ErrorKind::kUnsupportedMediaType, std::move(message));
+  }
+  static Status HeadersTooLarge(std::string message) {
+    return Status(ErrorKind::kHeadersTooLarge, std::move(message));
   }
   static Status Unavailable(std::string message) {
     return Status(ErrorKind::kUnavailable, std::move(message));

@@ -8,7 +8,14 @@ namespace {
 const char* ErrorType(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kInvalidArgument:
+    case ErrorKind::kHeadersTooLarge:
       return "invalid_request_error";
+    case ErrorKind::kMethodNotAllowed:
+      return "method_not_allowed";
+    case ErrorKind::kPayloadTooLarge:
+      return "payload_too_large";
+    case ErrorKind::kUnsupportedMediaType:
+      return "unsupported_media_type";
     case ErrorKind::kUnauthenticated:
       return "authentication_error";
     case ErrorKind::kPermissionDenied:
@@ -62,6 +69,14 @@ unsigned HttpStatusFor(ErrorKind kind) {
       return 409;
     case ErrorKind::kPreconditionFailed:
       return 412;
+    case ErrorKind::kMethodNotAllowed:
+      return 405;
+    case ErrorKind::kPayloadTooLarge:
+      return 413;
+    case ErrorKind::kUnsupportedMediaType:
+      return 415;
+    case ErrorKind::kHeadersTooLarge:
+      return 431;
     case ErrorKind::kIdempotencyMismatch:
       return 422;
     case ErrorKind::kUnavailable:

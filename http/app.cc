@@ -388,19 +388,8 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
     respond(ErrorResponse(Status::NotFound("No route for " + ctx.path + ".")));
   };
   auto method_not_allowed = [&](std::string allow) {
-    ApiResponse r = ErrorResponse(Status::InvalidArgument(
+    ApiResponse r = ErrorResponse(Status::MethodNotAllowed(
         "Method " + m + " is not allowed on " + ctx.path + "."));
-    r.status = 405;
-    r.body = [&] {
-      json::object err;
-      err["message"] = "Method " + m + " is not allowed on " + ctx.path + ".";
-      err["type"] = "method_not_allowed";
-      err["param"] = nullptr;
-      err["code"] = nullptr;
-      json::object body;
-      body["error"] = std::move(err);
-      return json::serialize(body);
-    }();
     r.AddHeader("Allow", std::move(allow));
     respond(std::move(r));
   };
@@ -444,13 +433,8 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
     if (!ok) return method_not_allowed(allow);
     if (has_body && !ctx.request.body.empty() &&
         !IsJsonContentType(ctx.request.content_type)) {
-      ApiResponse r = ErrorResponse(Status::InvalidArgument(
-          "Content-Type must be application/json."));
-      r.status = 415;
-      json::value body = json::parse(r.body);
-      body.as_object()["error"].as_object()["type"] = "unsupported_media_type";
-      r.body = json::serialize(body);
-      return respond(std::move(r));
+      return respond(ErrorResponse(Status::UnsupportedMediaType(
+          "Content-Type must be application/json.")));
     }
     if (ctx.request.idempotency_key &&
         (ctx.request.idempotency_key->empty() ||

@@ -75,7 +75,6 @@ class App {
   const WriterStats& writer_stats() const { return writer_->stats(); }
 
  private:
-  struct Route;
   class Handlers;
   App() = default;
 

@@ -94,16 +94,16 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == bhttp::error::body_limit) {
-      return SendErrorAndClose(413, "payload_too_large",
-                               "Request body exceeds 1 MiB.");
+      return SendErrorAndClose(
+          Status::PayloadTooLarge("Request body exceeds 1 MiB."));
     }
     if (ec == bhttp::error::header_limit) {
-      return SendErrorAndClose(431, "invalid_request_error",
-                               "Request headers are too large.");
+      return SendErrorAndClose(
+          Status::HeadersTooLarge("Request headers are too large."));
     }
     if (ec && &ec.category() == &bhttp::make_error_code(bhttp::error::bad_target).category()) {
-      return SendErrorAndClose(400, "invalid_request_error",
-                               "Malformed HTTP request.");
+      return SendErrorAndClose(
+          Status::InvalidArgument("Malformed HTTP request."));
     }
     if (ec) return;  // timeout or reset: drop the connection
 
@@ -235,16 +235,10 @@ class Session : public std::enable_shared_from_this<Session> {
         });
   }
 
-  void SendErrorAndClose(unsigned status, const char* type,
-                         const char* message) {
+  void SendErrorAndClose(const Status& status) {
     close_after_ = true;
-    boost::json::object err{{"message", message},
-                            {"type", type},
-                            {"param", nullptr},
-                            {"code", nullptr}};
-    ApiResponse r = JsonResponse(status, boost::json::object{{"error", err}});
     shared_->in_flight.fetch_add(1);
-    Send(std::move(r));
+    Send(ErrorResponse(status));
   }
 
   void Close() {
