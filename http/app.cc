@@ -353,6 +353,26 @@ void App::StopWrites() {
   if (writer_) writer_->Stop();
 }
 
+void App::PostLongRead(Respond respond, std::function<ApiResponse()> work) {
+  long_reads_in_flight_.fetch_add(1);
+  boost::asio::post(*long_reads_, [this, respond = std::move(respond),
+                                   work = std::move(work)]() mutable {
+    Respond done;
+    done.swap(respond);  // the task keeps no reference to the connection
+    done(work());
+    done = nullptr;  // the connection may be released here, while counted
+    long_reads_in_flight_.fetch_sub(1);
+  });
+}
+
+void App::WaitForLongReads(std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (long_reads_in_flight_.load() > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 void App::Handle(ApiRequest request, Respond respond) {
   RequestCtx ctx;
   auto parsed = urls::parse_origin_form(request.target);
@@ -1021,10 +1041,9 @@ void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
     }
   }
   size_t n = *limit;
-  boost::asio::post(*app_.long_reads_, [this, from, n,
-                                        respond = std::move(respond)] {
+  app_.PostLongRead(std::move(respond), [this, from, n]() -> ApiResponse {
     auto events = app_.log_->ReadRange(from, n);
-    if (!events.ok()) return respond(ErrorResponse(events.status()));
+    if (!events.ok()) return ErrorResponse(events.status());
     std::string body = "[";
     for (size_t i = 0; i < events->size(); ++i) {
       if (i) body.push_back(',');
@@ -1040,7 +1059,7 @@ void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
                            {{"from", std::to_string(events->back().position + 1)},
                             {"limit", std::to_string(n)}}));
     }
-    respond(std::move(r));
+    return r;
   });
 }
 
@@ -1057,19 +1076,18 @@ void App::Handlers::CreateBackup(const RequestCtx& ctx, Respond respond) {
   }
   std::string path(dir->as_string());
   // A checkpoint flushes and links files: disk work, so off the I/O threads.
-  boost::asio::post(*app_.long_reads_, [this, path,
-                                        respond = std::move(respond)] {
+  app_.PostLongRead(std::move(respond), [this, path]() -> ApiResponse {
     uint64_t head = app_.log_->head();
     Status s = app_.log_->CreateCheckpoint(path);
     if (!s.ok()) {
       spdlog::error("backup to {} failed: {}", path, s.ToString());
-      return respond(ErrorResponse(Status::Conflict(
+      return ErrorResponse(Status::Conflict(
           "Backup failed; 'dir' must not exist and its parent must be "
           "writable by the server.",
-          "backup_failed")));
+          "backup_failed"));
     }
     spdlog::info("backup created in {} (log head at least {})", path, head);
-    respond(JsonResponse(201, {{"dir", path}, {"head_at_least", head}}));
+    return JsonResponse(201, {{"dir", path}, {"head_at_least", head}});
   });
 }
 

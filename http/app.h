@@ -7,6 +7,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <mutex>
@@ -68,6 +70,9 @@ class App {
   bool ready() const { return ready_.load() && !log_->failed(); }
   // Commits everything queued and refuses further writes (shutdown).
   void StopWrites();
+  // Waits (bounded) until no long read holds a connection any more, so the
+  // server may tear its connections down (shutdown).
+  void WaitForLongReads(std::chrono::milliseconds limit);
 
   EventLog& log() { return *log_; }
   // The read models in use; an online rebuild swaps them.
@@ -105,6 +110,9 @@ class App {
   Status StartRebuild();
   void RunRebuild();
   RebuildStatus rebuild_status() const;
+  // Runs `work` on the long-read pool and answers with its result.
+  void PostLongRead(Respond respond, std::function<ApiResponse()> work);
+  std::atomic<int> long_reads_in_flight_{0};
   mutable std::mutex rebuild_mu_;
   RebuildStatus rebuild_;
   std::thread rebuild_thread_;

@@ -329,6 +329,9 @@ void Server::Shutdown(std::chrono::milliseconds drain) {
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // A long read may still hold its connection for a moment after answering;
+  // connections must not outlive their io_context.
+  app_.WaitForLongReads(std::chrono::seconds(5));
   for (auto& g : shared_->guards) g.reset();
   for (auto& ioc : shared_->iocs) ioc->stop();
   for (auto& t : threads_) t.join();
