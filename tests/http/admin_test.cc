@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/api_assertions.h"
 #include "tests/support/test_server.h"
 
 namespace convstore::testing {
@@ -19,7 +20,6 @@ namespace {
 
 namespace json = boost::json;
 
-const std::regex kTimestamp(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)");
 const std::set<std::string> kEnvelopeKeys = {
     "position",   "stream", "revision", "event_id",        "type",
     "recorded_at", "actor", "payload",  "idempotency_key"};
@@ -28,62 +28,6 @@ const std::set<std::string> kEventTypes = {
     "AgentDeleted",        "ConversationCreated",
     "ConversationUpdated", "ConversationStatusChanged",
     "MessageAppended"};
-
-std::set<std::string> Keys(const json::object& o) {
-  std::set<std::string> keys;
-  for (const auto& kv : o) keys.insert(std::string(kv.key()));
-  return keys;
-}
-
-std::string Str(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_string() ? std::string(f->as_string()) : "<not a string>";
-}
-
-uint64_t U64(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  if (f == nullptr) return ~uint64_t{0};
-  if (f->is_uint64()) return f->as_uint64();
-  if (f->is_int64() && f->as_int64() >= 0) return f->as_int64();
-  return ~uint64_t{0};
-}
-
-// The error body of the contract with this status, type and param.
-::testing::AssertionResult IsError(const HttpResponse& r, unsigned status,
-                                   std::string_view type,
-                                   std::optional<std::string_view> param = {}) {
-  if (r.status != status) {
-    return ::testing::AssertionFailure()
-           << "status " << r.status << ", want " << status << "; " << r.body;
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object() || !v.as_object().if_contains("error") ||
-      !v.as_object().at("error").is_object()) {
-    return ::testing::AssertionFailure() << "not an error body: " << r.body;
-  }
-  const json::object& e = v.as_object().at("error").as_object();
-  if (Str(e, "type") != type) {
-    return ::testing::AssertionFailure() << "type in " << r.body << ", want " << type;
-  }
-  if (param) {
-    const json::value* p = e.if_contains("param");
-    if (p == nullptr || !p->is_string() || p->as_string() != *param) {
-      return ::testing::AssertionFailure()
-             << "param in " << r.body << ", want " << *param;
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// The target of a `Link: <...>; rel="next"` header, or "".
-std::string NextLink(const HttpResponse& r) {
-  static const std::regex kNext(R"re(<([^>]+)>\s*;\s*rel="next")re");
-  std::smatch m;
-  std::string link = r.header("Link");
-  if (std::regex_search(link, m, kNext)) return m[1].str();
-  return "";
-}
 
 // A store holding every event type: two users, agents (one with
 // instructions, so its conversation starts with a system message), a patched

@@ -12,12 +12,12 @@
 
 #include <boost/json.hpp>
 #include <chrono>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/support/api_assertions.h"
 #include "tests/support/test_server.h"
 
 namespace convstore::testing {
@@ -26,64 +26,6 @@ namespace {
 namespace json = boost::json;
 
 // ------------------------------------------------------------ helpers
-
-std::string Json(const json::value& v) { return json::serialize(v); }
-
-std::set<std::string> Keys(const json::object& o) {
-  std::set<std::string> keys;
-  for (const auto& kv : o) keys.insert(std::string(kv.key()));
-  return keys;
-}
-
-std::string Str(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return "<absent>";
-  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
-  return std::string(v->as_string());
-}
-
-// Status, content type and the contract's error body
-// {"error":{"message","type","param","code"}} with the given type.
-::testing::AssertionResult IsError(const HttpResponse& r, unsigned status,
-                                   std::string_view type) {
-  if (r.status != status) {
-    return ::testing::AssertionFailure()
-           << "status " << r.status << ", want " << status << "; body " << r.body;
-  }
-  if (r.header("Content-Type").rfind("application/json", 0) != 0) {
-    return ::testing::AssertionFailure()
-           << "Content-Type '" << r.header("Content-Type") << "'";
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object() || v.as_object().size() != 1 ||
-      !v.as_object().contains("error") || !v.at("error").is_object()) {
-    return ::testing::AssertionFailure() << "not an error body: " << r.body;
-  }
-  const json::object& e = v.at("error").as_object();
-  if (Keys(e) != std::set<std::string>{"message", "type", "param", "code"} ||
-      !e.at("message").is_string() || e.at("message").as_string().empty() ||
-      !(e.at("param").is_null() || e.at("param").is_string()) ||
-      !(e.at("code").is_null() || e.at("code").is_string())) {
-    return ::testing::AssertionFailure() << "malformed error body: " << r.body;
-  }
-  if (e.at("type") != json::value(type)) {
-    return ::testing::AssertionFailure()
-           << "type " << e.at("type") << ", want " << type << "; body " << r.body;
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// The error body's "param" or "code"; "null" for JSON null.
-std::string ErrorField(const HttpResponse& r, std::string_view field) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("error")) return "<none>";
-  const json::value* f = v.at("error").as_object().if_contains(field);
-  if (f == nullptr) return "<absent>";
-  return f->is_string() ? std::string(f->as_string()) : json::serialize(*f);
-}
-std::string ErrorParam(const HttpResponse& r) { return ErrorField(r, "param"); }
 
 // An authentication failure: 401 with `WWW-Authenticate: Bearer`.
 ::testing::AssertionResult IsUnauthenticated(const HttpResponse& r) {
@@ -107,19 +49,6 @@ std::set<std::string> AllowedMethods(const HttpResponse& r) {
     methods.insert(m);
   }
   return methods;
-}
-
-uint64_t LogHead(HttpClient& client) {
-  HttpResponse r = client.Get("/metrics", "");
-  EXPECT_EQ(200u, r.status);
-  std::istringstream in(r.body);
-  std::string line;
-  const std::string name = "convstore_log_head_position ";
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) == 0) return std::stoull(line.substr(name.size()));
-  }
-  ADD_FAILURE() << "no convstore_log_head_position in /metrics";
-  return 0;
 }
 
 // Parses a raw HTTP/1.1 response with a Content-Length body.
@@ -195,12 +124,9 @@ HttpResponse SendWhileReading(uint16_t port, const std::string& head,
 
 // ------------------------------------------------------------ fixture
 
-class ErrorsTest : public ::testing::Test {
+class ErrorsTest : public AliceAndBobTest {
  protected:
-  ErrorsTest()
-      : client_(server_.Client()),
-        alice_(server_.CreateKey("alice")),
-        bob_(server_.CreateKey("bob")) {
+  ErrorsTest() {
     agent_ = Str(CreateAgent(client_, alice_,
                              Json({{"name", "Support"}, {"instructions", "Help."}})),
                  "id");
@@ -241,10 +167,6 @@ class ErrorsTest : public ::testing::Test {
     return client_.Request("GET", target, "", {{"Authorization", value}});
   }
 
-  TestServer server_;
-  HttpClient client_;
-  std::string alice_;
-  std::string bob_;
   std::string agent_;
   std::string conv_;
 };

@@ -8,10 +8,10 @@
 #include <boost/json.hpp>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/support/api_assertions.h"
 #include "tests/support/test_server.h"
 
 namespace convstore::testing {
@@ -23,19 +23,6 @@ namespace json = boost::json;
 
 const std::regex kMessageId(
     "msg-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
-const std::regex kTimestamp(
-    R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)");
-
-std::string Json(const json::value& v) { return json::serialize(v); }
-
-// The parsed body, or a string describing a body that is not JSON (so that a
-// comparison fails with the body in its message instead of throwing).
-json::value Parsed(const HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec) return json::value("<not JSON: " + r.body.substr(0, 200) + ">");
-  return v;
-}
 
 json::array ParsedArray(const HttpResponse& r) {
   json::value v = Parsed(r);
@@ -44,94 +31,6 @@ json::array ParsedArray(const HttpResponse& r) {
     return {};
   }
   return v.as_array();
-}
-
-std::set<std::string> Keys(const json::object& o) {
-  std::set<std::string> keys;
-  for (const auto& kv : o) keys.insert(std::string(kv.key()));
-  return keys;
-}
-
-std::string Str(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return "<absent>";
-  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
-  return std::string(v->as_string());
-}
-
-// Status, content type and the contract's error body
-// {"error":{"message","type","param","code"}} with the given type.
-::testing::AssertionResult IsError(const HttpResponse& r, unsigned status,
-                                   std::string_view type) {
-  if (r.status != status) {
-    return ::testing::AssertionFailure()
-           << "status " << r.status << ", want " << status << "; body " << r.body;
-  }
-  if (r.header("Content-Type").rfind("application/json", 0) != 0) {
-    return ::testing::AssertionFailure()
-           << "Content-Type '" << r.header("Content-Type") << "'";
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object() || v.as_object().size() != 1 ||
-      !v.as_object().contains("error") || !v.at("error").is_object()) {
-    return ::testing::AssertionFailure() << "not an error body: " << r.body;
-  }
-  const json::object& e = v.at("error").as_object();
-  if (Keys(e) != std::set<std::string>{"message", "type", "param", "code"} ||
-      !e.at("message").is_string() || e.at("message").as_string().empty() ||
-      !(e.at("param").is_null() || e.at("param").is_string()) ||
-      !(e.at("code").is_null() || e.at("code").is_string())) {
-    return ::testing::AssertionFailure() << "malformed error body: " << r.body;
-  }
-  if (e.at("type") != json::value(type)) {
-    return ::testing::AssertionFailure()
-           << "type " << e.at("type") << ", want " << type << "; body " << r.body;
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// The error body's "param" or "code"; "null" for JSON null.
-std::string ErrorField(const HttpResponse& r, std::string_view field) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("error")) return "<none>";
-  const json::value* f = v.at("error").as_object().if_contains(field);
-  if (f == nullptr) return "<absent>";
-  return f->is_string() ? std::string(f->as_string()) : json::serialize(*f);
-}
-std::string ErrorParam(const HttpResponse& r) { return ErrorField(r, "param"); }
-
-// The target of a `Link: <target>; rel="next"` header; "" without one.
-std::string NextLink(const HttpResponse& r) {
-  std::string link = r.header("Link");
-  if (link.empty()) return "";
-  std::smatch m;
-  static const std::regex kNext(R"re(^<([^>]+)>;\s*rel="next"$)re");
-  if (!std::regex_match(link, m, kNext)) {
-    ADD_FAILURE() << "malformed Link header: " << link;
-    return "";
-  }
-  return m[1];
-}
-
-uint64_t LogHead(HttpClient& client) {
-  HttpResponse r = client.Get("/metrics", "");
-  EXPECT_EQ(200u, r.status);
-  std::istringstream in(r.body);
-  std::string line;
-  const std::string name = "convstore_log_head_position ";
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) == 0) return std::stoull(line.substr(name.size()));
-  }
-  ADD_FAILURE() << "no convstore_log_head_position in /metrics";
-  return 0;
-}
-
-std::vector<std::string> Ids(const json::array& items) {
-  std::vector<std::string> ids;
-  for (const auto& item : items) ids.push_back(Str(item.as_object(), "id"));
-  return ids;
 }
 
 std::string Repeat(std::string_view s, size_t n) {

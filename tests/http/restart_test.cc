@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/encoding.h"
+#include "tests/support/api_assertions.h"
 #include "tests/support/test_server.h"
 
 extern char** environ;
@@ -35,15 +36,6 @@ namespace json = boost::json;
 constexpr auto kStartTimeout = std::chrono::seconds(20);
 constexpr auto kStopTimeout = std::chrono::seconds(20);
 constexpr const char* kBootstrapKey = "csk_restart_test_bootstrap_admin_key";
-
-std::string Json(const json::value& v) { return json::serialize(v); }
-
-std::string Str(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return "<absent>";
-  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
-  return std::string(v->as_string());
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -60,19 +52,6 @@ size_t CountLinesContaining(const std::string& text, std::string_view needle) {
     if (line.find(needle) != std::string::npos) ++n;
   }
   return n;
-}
-
-uint64_t LogHead(HttpClient& client) {
-  HttpResponse r = client.Get("/metrics", "");
-  EXPECT_EQ(200u, r.status);
-  std::istringstream in(r.body);
-  std::string line;
-  const std::string name = "convstore_log_head_position ";
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) == 0) return std::stoull(line.substr(name.size()));
-  }
-  ADD_FAILURE() << "no convstore_log_head_position in /metrics";
-  return 0;
 }
 
 // `convstore serve --listen 127.0.0.1:0 --data-dir DIR` as a child process

@@ -16,11 +16,11 @@
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "eventlog/event_log.h"
 #include "projections/rebuild.h"
+#include "tests/support/api_assertions.h"
 #include "tests/support/process.h"
 #include "tests/support/test_server.h"
 
@@ -29,34 +29,6 @@ namespace {
 
 namespace json = boost::json;
 namespace fs = std::filesystem;
-
-const char* const kAdmin = TestServer::kAdminKey;
-
-std::string Str(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_string() ? std::string(f->as_string()) : "<not a string>";
-}
-
-std::string MessageBody(const std::string& content) {
-  return json::serialize(json::object{{"role", "user"}, {"content", content}});
-}
-
-// Every envelope of the log through GET /v1/admin/events.
-std::vector<json::value> AdminEvents(uint16_t port) {
-  std::vector<json::value> out;
-  HttpClient c(port);
-  for (int i = 0; i < 1000; ++i) {
-    HttpResponse r = c.Get("/v1/admin/events?limit=10000&from=" +
-                               std::to_string(out.size() + 1),
-                           kAdmin);
-    EXPECT_EQ(200u, r.status) << r.body;
-    if (r.status != 200) break;
-    json::value page = r.json();
-    if (page.as_array().empty()) break;
-    for (const json::value& e : page.as_array()) out.push_back(e);
-  }
-  return out;
-}
 
 // Message ids of a conversation, oldest first.
 std::vector<std::string> MessageIds(uint16_t port, const std::string& conv) {
@@ -88,28 +60,6 @@ std::map<std::string, std::string> Tree(const fs::path& root) {
   }
   return out;
 }
-
-// Background threads that are told to stop and joined however the test
-// leaves the scope (an ASSERT included).
-class Workers {
- public:
-  explicit Workers(std::atomic<bool>& stop) : stop_(stop) {}
-  ~Workers() { StopAndJoin(); }
-  template <typename F>
-  void Add(F f) {
-    threads_.emplace_back(std::move(f));
-  }
-  void StopAndJoin() {
-    stop_ = true;
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  std::atomic<bool>& stop_;
-  std::vector<std::thread> threads_;
-};
 
 // A server process on a live data dir with one user, an agent with
 // instructions and four conversations with a few messages.

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/api_assertions.h"
 #include "tests/support/process.h"
 #include "tests/support/test_server.h"
 
@@ -23,21 +24,13 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-const char* const kAdmin = TestServer::kAdminKey;
-
-std::string Str(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_string() ? std::string(f->as_string()) : "<not a string>";
-}
-
 uint64_t Position(const json::value& v) {
   return v.at("position").to_number<uint64_t>();
 }
 
 // Every envelope of GET /v1/admin/events, following Link rel="next" pages of
 // `page` events.
-std::vector<json::value> AdminEvents(uint16_t port, size_t page = 3) {
-  static const std::regex kNext(R"re(<([^>]+)>\s*;\s*rel="next")re");
+std::vector<json::value> PagedAdminEvents(uint16_t port, size_t page = 3) {
   std::vector<json::value> out;
   HttpClient c(port);
   std::string target = "/v1/admin/events?limit=" + std::to_string(page);
@@ -47,9 +40,7 @@ std::vector<json::value> AdminEvents(uint16_t port, size_t page = 3) {
     if (r.status != 200) break;
     json::value page_items = r.json();
     for (const json::value& e : page_items.as_array()) out.push_back(e);
-    std::smatch m;
-    std::string link = r.header("Link");
-    target = std::regex_search(link, m, kNext) ? m[1].str() : "";
+    target = NextLink(r);
   }
   return out;
 }
@@ -179,7 +170,7 @@ TEST_F(EventsExportTest, JsonLinesEqualTheAdminEventsPagesWhileTheServerRuns) {
   CommandResult r = Export();
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   std::vector<json::value> exported = ParseLines(r.out);
-  std::vector<json::value> served = AdminEvents(server_->port());
+  std::vector<json::value> served = PagedAdminEvents(server_->port());
   ASSERT_GE(served.size(), 12u);
   ASSERT_EQ(served.size(), exported.size());
   for (size_t i = 0; i < served.size(); ++i) {
@@ -211,7 +202,7 @@ TEST_F(EventsExportTest, DoesNotTakeTheServersLock) {
 }
 
 TEST_F(EventsExportTest, WorksOnAStoppedServersDataDir) {
-  std::vector<json::value> served = AdminEvents(server_->port());
+  std::vector<json::value> served = PagedAdminEvents(server_->port());
   ASSERT_EQ(0, server_->Stop()) << server_->output();
   CommandResult r = Export();
   ASSERT_EQ(0, r.exit_code) << Describe(r);
@@ -224,7 +215,7 @@ TEST_F(EventsExportTest, StreamFilterKeepsOnlyThatStreamsEvents) {
   CommandResult r = Export({"--stream", stream});
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   std::vector<json::value> want;
-  for (const json::value& e : AdminEvents(server_->port())) {
+  for (const json::value& e : PagedAdminEvents(server_->port())) {
     if (Str(e, "stream") == stream) want.push_back(e);
   }
   ASSERT_EQ(3u, want.size());  // the system message and two appended ones
@@ -235,7 +226,7 @@ TEST_F(EventsExportTest, TypeFilterKeepsOnlyThatType) {
   CommandResult r = Export({"--type", "ConversationCreated"});
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   std::vector<json::value> want;
-  for (const json::value& e : AdminEvents(server_->port())) {
+  for (const json::value& e : PagedAdminEvents(server_->port())) {
     if (Str(e, "type") == "ConversationCreated") want.push_back(e);
   }
   ASSERT_EQ(3u, want.size());
@@ -249,7 +240,7 @@ TEST_F(EventsExportTest, StreamWithoutEventsExportsNothing) {
 }
 
 TEST_F(EventsExportTest, FromAndToAreAnInclusiveRange) {
-  std::vector<json::value> all = AdminEvents(server_->port());
+  std::vector<json::value> all = PagedAdminEvents(server_->port());
   ASSERT_GE(all.size(), 6u);
   CommandResult r = Export({"--from", "3", "--to", "5"});
   ASSERT_EQ(0, r.exit_code) << Describe(r);
@@ -258,7 +249,7 @@ TEST_F(EventsExportTest, FromAndToAreAnInclusiveRange) {
 }
 
 TEST_F(EventsExportTest, FromAloneRunsToTheHeadAndToAloneStartsAtOne) {
-  std::vector<json::value> all = AdminEvents(server_->port());
+  std::vector<json::value> all = PagedAdminEvents(server_->port());
   CommandResult from = Export({"--from", "4"});
   ASSERT_EQ(0, from.exit_code) << Describe(from);
   EXPECT_EQ(std::vector<json::value>(all.begin() + 3, all.end()),
@@ -270,14 +261,14 @@ TEST_F(EventsExportTest, FromAloneRunsToTheHeadAndToAloneStartsAtOne) {
 }
 
 TEST_F(EventsExportTest, FromEqualToExportsOneEvent) {
-  std::vector<json::value> all = AdminEvents(server_->port());
+  std::vector<json::value> all = PagedAdminEvents(server_->port());
   CommandResult r = Export({"--from", "2", "--to", "2"});
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   EXPECT_EQ(std::vector<json::value>{all[1]}, ParseLines(r.out));
 }
 
 TEST_F(EventsExportTest, ToPastTheHeadStopsAtTheHead) {
-  std::vector<json::value> all = AdminEvents(server_->port());
+  std::vector<json::value> all = PagedAdminEvents(server_->port());
   CommandResult r = Export({"--to", "1000000"});
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   EXPECT_EQ(all, ParseLines(r.out));
@@ -285,7 +276,7 @@ TEST_F(EventsExportTest, ToPastTheHeadStopsAtTheHead) {
 
 TEST_F(EventsExportTest, FiltersCombine) {
   const std::string stream = "messages-" + conversations_[0];
-  std::vector<json::value> all = AdminEvents(server_->port());
+  std::vector<json::value> all = PagedAdminEvents(server_->port());
   // Skip the first of that stream's events by starting just after it.
   uint64_t first = 0;
   for (const json::value& e : all) {
@@ -317,7 +308,7 @@ TEST_F(EventsExportTest, CsvHasTheHeaderAndOneParsableRowPerEvent) {
                                       "event_id", "type", "recorded_at",
                                       "actor", "idempotency_key", "payload"}),
             rows[0]);
-  std::vector<json::value> all = AdminEvents(server_->port());
+  std::vector<json::value> all = PagedAdminEvents(server_->port());
   ASSERT_EQ(all.size() + 1, rows.size());
   for (size_t i = 0; i < all.size(); ++i) {
     const std::vector<std::string>& row = rows[i + 1];
@@ -380,7 +371,7 @@ TEST_F(EventsExportTest, OutIntoAMissingDirectoryFailsWithAMessage) {
 }
 
 TEST_F(EventsExportTest, FollowPrintsEventsWrittenAfterItStartedAndExitsZeroOnSigint) {
-  const size_t before = AdminEvents(server_->port()).size();
+  const size_t before = PagedAdminEvents(server_->port()).size();
   ProcessHandle follow({"events", "export", "--data-dir", data_dir_, "--follow"});
   auto lines = [&] {
     std::string out = follow.out();
@@ -413,7 +404,7 @@ TEST_F(EventsExportTest, FollowPrintsEventsWrittenAfterItStartedAndExitsZeroOnSi
   for (size_t i = 0; i < ids.size(); ++i) {
     EXPECT_EQ(ids[i], Str(out[before + i].at("payload"), "id"));
   }
-  EXPECT_EQ(AdminEvents(server_->port()), out);
+  EXPECT_EQ(PagedAdminEvents(server_->port()), out);
 }
 
 TEST_F(EventsExportTest, FollowWithFiltersPrintsOnlyMatchingNewEvents) {
@@ -445,7 +436,7 @@ TEST_F(EventsExportTest, FollowWithFiltersPrintsOnlyMatchingNewEvents) {
 }
 
 TEST_F(EventsExportTest, FollowKeepsTailingThroughAnOnlineRebuild) {
-  const size_t before = AdminEvents(server_->port()).size();
+  const size_t before = PagedAdminEvents(server_->port()).size();
   ProcessHandle follow({"events", "export", "--data-dir", data_dir_, "--follow"});
   auto lines = [&] {
     std::string out = follow.out();

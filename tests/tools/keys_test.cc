@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/api_assertions.h"
 #include "tests/support/process.h"
 #include "tests/support/test_server.h"
 
@@ -20,20 +21,6 @@ namespace convstore::testing {
 namespace {
 
 namespace json = boost::json;
-
-const char* const kAdmin = TestServer::kAdminKey;
-const std::regex kTimestamp(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)");
-
-std::string Str(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_string() ? std::string(f->as_string()) : "<not a string>";
-}
-
-std::set<std::string> Keys(const json::value& v) {
-  std::set<std::string> keys;
-  for (const auto& kv : v.as_object()) keys.insert(std::string(kv.key()));
-  return keys;
-}
 
 // The one JSON document a command printed on stdout (null if it is not one).
 json::value Parse(const CommandResult& r) {

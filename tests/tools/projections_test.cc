@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <boost/json.hpp>
-#include <chrono>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -19,6 +18,7 @@
 
 #include "eventlog/event_log.h"
 #include "projections/rebuild.h"
+#include "tests/support/api_assertions.h"
 #include "tests/support/process.h"
 #include "tests/support/test_server.h"
 
@@ -27,27 +27,11 @@ namespace {
 
 namespace json = boost::json;
 
-const char* const kAdmin = TestServer::kAdminKey;
-
-std::string Str(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_string() ? std::string(f->as_string()) : "<not a string>";
-}
-
-uint64_t U64(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_number() ? f->to_number<uint64_t>() : ~uint64_t{0};
-}
-
 std::string CreateKey(HttpClient& c, const std::string& user) {
   HttpResponse r = c.Post("/v1/admin/api-keys", kAdmin,
                           R"({"user_id":")" + user + R"(","role":"user"})");
   EXPECT_EQ(201u, r.status) << r.body;
   return r.status == 201 ? Str(r.json(), "key") : "";
-}
-
-std::string MessageBody(const std::string& content) {
-  return json::serialize(json::object{{"role", "user"}, {"content", content}});
 }
 
 // What a store holds, as its clients see it.
@@ -135,45 +119,6 @@ std::string Generation(const json::value& projections) {
   if (rms == nullptr || !rms->is_array() || rms->as_array().empty()) return "";
   return Str(rms->as_array()[0], "generation");
 }
-
-// Every envelope of the log through GET /v1/admin/events.
-std::vector<json::value> AdminEvents(uint16_t port) {
-  std::vector<json::value> out;
-  HttpClient c(port);
-  for (int i = 0; i < 1000; ++i) {
-    HttpResponse r = c.Get("/v1/admin/events?limit=10000&from=" +
-                               std::to_string(out.size() + 1),
-                           kAdmin);
-    EXPECT_EQ(200u, r.status) << r.body;
-    if (r.status != 200) break;
-    json::value page = r.json();
-    if (page.as_array().empty()) break;
-    for (const json::value& e : page.as_array()) out.push_back(e);
-  }
-  return out;
-}
-
-// Background threads that are told to stop and joined however the test
-// leaves the scope (an ASSERT included).
-class Workers {
- public:
-  explicit Workers(std::atomic<bool>& stop) : stop_(stop) {}
-  ~Workers() { StopAndJoin(); }
-  template <typename F>
-  void Add(F f) {
-    threads_.emplace_back(std::move(f));
-  }
-  void StopAndJoin() {
-    stop_ = true;
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  std::atomic<bool>& stop_;
-  std::vector<std::thread> threads_;
-};
 
 CommandResult Verify(const std::string& dir) {
   return RunConvstore({"projections", "verify", "--data-dir", dir});

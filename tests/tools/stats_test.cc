@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/api_assertions.h"
 #include "tests/support/process.h"
 #include "tests/support/test_server.h"
 
@@ -20,22 +21,6 @@ namespace convstore::testing {
 namespace {
 
 namespace json = boost::json;
-
-const char* const kAdmin = TestServer::kAdminKey;
-
-std::string Str(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_string() ? std::string(f->as_string()) : "<not a string>";
-}
-
-uint64_t U64(const json::value& v, std::string_view key) {
-  const json::value* f = v.as_object().if_contains(key);
-  return f && f->is_number() ? f->to_number<uint64_t>() : ~uint64_t{0};
-}
-
-std::string MessageBody(const std::string& content) {
-  return json::serialize(json::object{{"role", "user"}, {"content", content}});
-}
 
 // What was written, counted by the test itself.
 struct Written {
