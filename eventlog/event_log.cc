@@ -30,15 +30,15 @@ uint64_t DecodeU64(std::string_view s) {
   return v;
 }
 
-Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+}  // namespace
+
+Status FromRocksStatus(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status();
   if (s.IsCorruption()) {
     return Status::Corruption(std::string(what) + ": " + s.ToString());
   }
   return Status::IOError(std::string(what) + ": " + s.ToString());
 }
-
-}  // namespace
 
 std::string EncodePositionKey(uint64_t position) { return EncodeU64(position); }
 uint64_t DecodePositionKey(std::string_view key) { return DecodeU64(key); }
@@ -94,7 +94,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
           "data directory " + dir +
           " is locked by another process (is a server running on it?)");
     }
-    return FromRocks(s, "open " + dir);
+    return FromRocksStatus(s, "open " + dir);
   }
   log->db_.reset(raw);
   for (rocksdb::ColumnFamilyHandle* h : handles) log->cfs_[h->GetName()] = h;
@@ -111,7 +111,7 @@ Status EventLog::ReloadHead() {
       db_->NewIterator(rocksdb::ReadOptions(), events_cf_));
   it->SeekToLast();
   if (it->Valid()) head_ = DecodeU64(it->key().ToStringView());
-  return FromRocks(it->status(), "read log head");
+  return FromRocksStatus(it->status(), "read log head");
 }
 
 Result<uint64_t> EventLog::CountStreams() const {
@@ -119,21 +119,21 @@ Result<uint64_t> EventLog::CountStreams() const {
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), streams_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status(), "count streams"));
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "count streams"));
   return n;
 }
 
 Status EventLog::CreateCheckpoint(const std::string& dir) const {
   rocksdb::Checkpoint* raw = nullptr;
   CONVSTORE_RETURN_IF_ERROR(
-      FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+      FromRocksStatus(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-  return FromRocks(checkpoint->CreateCheckpoint(dir), "checkpoint " + dir);
+  return FromRocksStatus(checkpoint->CreateCheckpoint(dir), "checkpoint " + dir);
 }
 
 Status EventLog::CatchUpWithPrimary() {
   CONVSTORE_RETURN_IF_ERROR(
-      FromRocks(db_->TryCatchUpWithPrimary(), "catch up with the server"));
+      FromRocksStatus(db_->TryCatchUpWithPrimary(), "catch up with the server"));
   return ReloadHead();
 }
 
@@ -162,7 +162,7 @@ Result<rocksdb::ColumnFamilyHandle*> EventLog::CreateColumnFamily(
   if (rocksdb::ColumnFamilyHandle* existing = cf(name)) return existing;
   if (read_only_) return Status::Unavailable("the log is open read-only");
   rocksdb::ColumnFamilyHandle* h = nullptr;
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(
       db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), name, &h),
       "create column family " + name));
   std::unique_lock lock(cfs_mu_);
@@ -183,7 +183,7 @@ Status EventLog::DropColumnFamily(const std::string& name) {
     h = it->second;
     cfs_.erase(it);
   }
-  Status s = FromRocks(db_->DropColumnFamily(h), "drop column family " + name);
+  Status s = FromRocksStatus(db_->DropColumnFamily(h), "drop column family " + name);
   db_->DestroyColumnFamilyHandle(h);
   return s;
 }
@@ -193,7 +193,7 @@ Result<std::optional<RecordedEvent>> EventLog::Read(uint64_t position) const {
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), events_cf_,
                                EncodeU64(position), &value);
   if (s.IsNotFound()) return std::optional<RecordedEvent>();
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(s, "read event"));
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read event"));
   RecordedEvent event;
   CONVSTORE_ASSIGN_OR_RETURN(event, DecodeEvent(value));
   return std::optional<RecordedEvent>(std::move(event));
@@ -210,7 +210,7 @@ Result<std::vector<RecordedEvent>> EventLog::ReadRange(uint64_t from,
     CONVSTORE_ASSIGN_OR_RETURN(event, DecodeEvent(it->value().ToStringView()));
     out.push_back(std::move(event));
   }
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status(), "read events"));
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read events"));
   return out;
 }
 
@@ -221,7 +221,7 @@ Result<std::optional<uint64_t>> EventLog::StreamRevision(
                                rocksdb::Slice(stream.data(), stream.size()),
                                &value);
   if (s.IsNotFound()) return std::optional<uint64_t>();
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(s, "read stream revision"));
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read stream revision"));
   return std::optional<uint64_t>(DecodeU64(value));
 }
 
@@ -239,7 +239,7 @@ Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
     // We cannot know how much of the write reached the disk, so no later
     // write may be acknowledged on top of it.
     failed_.store(true, std::memory_order_release);
-    return FromRocks(s, "synced write of the log");
+    return FromRocksStatus(s, "synced write of the log");
   }
   if (new_head) head_.store(*new_head, std::memory_order_release);
   return Status();
@@ -260,7 +260,7 @@ Result<std::optional<std::string>> LogBatch::Get(
                                                                 key.size()),
                                              &value);
   if (s.IsNotFound()) return std::optional<std::string>();
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(s, "read through batch"));
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read through batch"));
   return std::optional<std::string>(std::move(value));
 }
 

@@ -184,6 +184,10 @@ class LogBatch {
   std::vector<uint64_t> savepoints_;
 };
 
+// A RocksDB status as a convstore Status (Corruption or IOError), with
+// `what` naming the operation; ok stays ok.
+Status FromRocksStatus(const rocksdb::Status& s, std::string_view what);
+
 // Key encodings shared by the log and its readers.
 std::string EncodePositionKey(uint64_t position);  // 8 bytes, big-endian
 uint64_t DecodePositionKey(std::string_view key);

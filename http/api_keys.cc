@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <mutex>
@@ -55,17 +56,6 @@ Result<ApiKeyRecord> DecodeRecord(std::string_view bytes) {
   return r;
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 void RandomBytes(unsigned char* out, size_t n) {
   if (RAND_bytes(out, static_cast<int>(n)) != 1) {
     // Without entropy we cannot mint ids or keys safely; this is fatal.
@@ -89,7 +79,7 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
   if (authorization.empty()) return missing;
   size_t space = authorization.find(' ');
   if (space == std::string_view::npos ||
-      !EqualsIgnoreCase(authorization.substr(0, space), "bearer")) {
+      !boost::beast::iequals(authorization.substr(0, space), "bearer")) {
     return missing;
   }
   std::string_view key = authorization.substr(space + 1);
@@ -100,7 +90,7 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
   rocksdb::Status s =
       log_->db()->Get(rocksdb::ReadOptions(), by_hash_, hash, &value);
   if (s.IsNotFound()) return invalid;
-  if (!s.ok()) return Status::IOError(s.ToString());
+  if (!s.ok()) return FromRocksStatus(s, "read api key");
   // The record is found by its hash; the compare below is constant-time so
   // that no timing difference depends on the key's bytes.
   ApiKeyRecord r;
@@ -155,7 +145,7 @@ Result<std::vector<ApiKeyRecord>> ApiKeyStore::List() const {
     CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(value));
     out.push_back(std::move(r));
   }
-  if (!it->status().ok()) return Status::IOError(it->status().ToString());
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "list api keys"));
   return out;
 }
 
@@ -163,7 +153,7 @@ Result<bool> ApiKeyStore::Empty() const {
   std::unique_ptr<rocksdb::Iterator> it(
       log_->db()->NewIterator(rocksdb::ReadOptions(), by_id_));
   it->SeekToFirst();
-  if (!it->status().ok()) return Status::IOError(it->status().ToString());
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "list api keys"));
   return !it->Valid();
 }
 

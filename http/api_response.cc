@@ -1,5 +1,6 @@
 #include "http/api_response.h"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 
 namespace convstore::http {
@@ -41,13 +42,7 @@ const char* ErrorType(ErrorKind kind) {
 
 const std::string* ApiResponse::FindHeader(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) ==
-                 std::tolower(static_cast<unsigned char>(b));
-        })) {
-      return &v;
-    }
+    if (boost::beast::iequals(k, name)) return &v;
   }
   return nullptr;
 }

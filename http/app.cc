@@ -168,12 +168,6 @@ class App::Handlers {
                    const EventMeta&) -> Result<ApiResponse> { return status; },
           std::move(respond));
   }
-  Result<std::vector<RecordedEvent>> Append(LogBatch& batch,
-                                            const std::vector<NewEvent>& events,
-                                            const DecideContext& dctx,
-                                            const EventMeta& meta) {
-    return batch.Append(events, meta, dctx.new_uuid);
-  }
 
   // The stored response for a retried Idempotency-Key, or 422 when the
   // retry's request differs.
@@ -182,10 +176,18 @@ class App::Handlers {
   std::string RoomUrl(std::string_view room) const;
   std::pair<std::string, int64_t> MintToken(const std::string& identity,
                                             const TokenSpec& spec) const;
+  // The conversation object with its ETag; with `token`, also a freshly
+  // minted token for `identity` (added before the one serialization: this
+  // runs on the writer thread).
   ApiResponse ConversationResponse(unsigned status, const Conversation& c,
-                                   uint64_t revision) const;
-  // Mints r.token_spec's token into r's body ("token", "expires_at").
-  void AddToken(ApiResponse& r, const std::string& identity) const;
+                                   uint64_t revision,
+                                   const std::optional<TokenSpec>& token = {},
+                                   const std::string& identity = {}) const;
+  // Mints `spec`'s token into `body` ("token", and "expires_at" when the
+  // spec asks for it) and records the spec in `r` for idempotent replays.
+  ApiResponse WithToken(unsigned status, json::object body,
+                        const TokenSpec& spec,
+                        const std::string& identity) const;
 
   // Routes.
   void ListAgents(const RequestCtx& ctx, Respond respond);
@@ -638,12 +640,12 @@ ApiResponse App::Handlers::Replay(const StoredResponse& stored,
   ApiResponse r;
   r.status = stored.status;
   r.body = stored.body;
+  if (stored.token) {
+    r = WithToken(stored.status, json::parse(stored.body).as_object(),
+                  *stored.token, actor.user_id);
+  }
   if (!stored.location.empty()) r.AddHeader("Location", stored.location);
   if (!stored.etag.empty()) r.AddHeader("ETag", stored.etag);
-  if (stored.token) {
-    r.token_spec = stored.token;
-    AddToken(r, actor.user_id);
-  }
   r.AddHeader("Idempotent-Replayed", "true");
   return r;
 }
@@ -676,21 +678,23 @@ std::pair<std::string, int64_t> App::Handlers::MintToken(
   return {MintLiveKitToken(req), req.now_s + req.ttl_s};
 }
 
-void App::Handlers::AddToken(ApiResponse& r,
-                             const std::string& identity) const {
-  auto [token, exp] = MintToken(identity, *r.token_spec);
-  json::value body = json::parse(r.body);
-  body.as_object()["token"] = token;
-  if (r.token_spec->with_expiry) {
-    body.as_object()["expires_at"] = FormatRfc3339Millis(exp * 1000);
-  }
-  r.body = json::serialize(body);
+ApiResponse App::Handlers::WithToken(unsigned status, json::object body,
+                                     const TokenSpec& spec,
+                                     const std::string& identity) const {
+  auto [token, exp] = MintToken(identity, spec);
+  body["token"] = token;
+  if (spec.with_expiry) body["expires_at"] = FormatRfc3339Millis(exp * 1000);
+  ApiResponse r = JsonResponse(status, body);
+  r.token_spec = spec;
+  return r;
 }
 
-ApiResponse App::Handlers::ConversationResponse(unsigned status,
-                                                const Conversation& c,
-                                                uint64_t revision) const {
-  ApiResponse r = JsonResponse(status, ConversationToJson(c, RoomUrl(c.id)));
+ApiResponse App::Handlers::ConversationResponse(
+    unsigned status, const Conversation& c, uint64_t revision,
+    const std::optional<TokenSpec>& token, const std::string& identity) const {
+  json::object body = ConversationToJson(c, RoomUrl(c.id));
+  ApiResponse r = token ? WithToken(status, std::move(body), *token, identity)
+                        : JsonResponse(status, body);
   r.AddHeader("ETag", ETag(revision));
   return r;
 }
@@ -729,7 +733,7 @@ void App::Handlers::CreateAgent(const RequestCtx& ctx, Respond respond) {
                                       const EventMeta& meta) -> Result<ApiResponse> {
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideCreateAgent(req, dctx));
-          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
           ApiResponse r = JsonResponse(201, AgentToJson(d.result));
           r.AddHeader("Location", "/v1/agents/" + d.result.id);
           r.AddHeader("ETag", ETag(d.revision));
@@ -761,7 +765,7 @@ void App::Handlers::UpdateAgent(const RequestCtx& ctx, const std::string& id,
           CONVSTORE_ASSIGN_OR_RETURN(cur, LoadAgent(*app_.read_models(), id, &batch));
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideUpdateAgent(req, cur, if_match, dctx));
-          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
           ApiResponse r = JsonResponse(200, AgentToJson(d.result));
           r.AddHeader("ETag", ETag(d.revision));
           return r;
@@ -779,7 +783,7 @@ void App::Handlers::DeleteAgent(const RequestCtx& ctx, const std::string& id,
           CONVSTORE_ASSIGN_OR_RETURN(cur, LoadAgent(*app_.read_models(), id, &batch));
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideDeleteAgent(cur, if_match, dctx));
-          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
           ApiResponse r;
           r.status = 204;
           r.content_type.clear();
@@ -852,12 +856,13 @@ void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
             }
             return s;
           }
-          CONVSTORE_RETURN_IF_ERROR(Append(batch, d->events, dctx, meta).status());
+          CONVSTORE_RETURN_IF_ERROR(batch.Append(d->events, meta, dctx.new_uuid).status());
           const Conversation& c = d->result;
-          ApiResponse r = ConversationResponse(201, c, d->revision);
+          ApiResponse r = ConversationResponse(
+              201, c, d->revision,
+              TokenSpec{c.id, c.id, agent->value.dispatch_name},
+              dctx.actor.user_id);
           r.AddHeader("Location", "/v1/conversations/" + c.id);
-          r.token_spec = TokenSpec{c.id, c.id, agent->value.dispatch_name};
-          AddToken(r, dctx.actor.user_id);
           return r;
         },
         std::move(respond));
@@ -886,7 +891,7 @@ void App::Handlers::UpdateConversation(const RequestCtx& ctx,
           Decision<Conversation> d;
           CONVSTORE_ASSIGN_OR_RETURN(
               d, DecideUpdateConversation(req, cur, if_match, dctx));
-          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
           return ConversationResponse(200, d.result, d.revision);
         },
         std::move(respond));
@@ -914,13 +919,12 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
           json::object body;
           body["room_name"] = c.value.id;
           body["room_url"] = RoomUrl(c.value.id);
-          ApiResponse r = JsonResponse(201, body);
-          r.token_spec = TokenSpec{
-              c.value.id, c.value.id,
-              agent ? agent->value.dispatch_name : std::nullopt,
-              /*with_expiry=*/true};
-          AddToken(r, dctx.actor.user_id);
-          return r;
+          return WithToken(
+              201, std::move(body),
+              TokenSpec{c.value.id, c.value.id,
+                        agent ? agent->value.dispatch_name : std::nullopt,
+                        /*with_expiry=*/true},
+              dctx.actor.user_id);
         },
         std::move(respond));
 }
@@ -977,7 +981,7 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
               c, LoadConversation(*app_.read_models(), id, &batch));
           Decision<Message> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
-          CONVSTORE_RETURN_IF_ERROR(Append(batch, d.events, dctx, meta).status());
+          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
           ApiResponse r;
           r.status = 201;
           r.body = RenderMessage(d.result);

@@ -84,7 +84,7 @@ Result<std::optional<StoredResponse>> IdempotencyStore::Find(
   rocksdb::Status s = log_->db()->Get(rocksdb::ReadOptions(), cf_,
                                       ScopedKey(user, key), &value);
   if (s.IsNotFound()) return std::optional<StoredResponse>();
-  if (!s.ok()) return Status::IOError(s.ToString());
+  if (!s.ok()) return FromRocksStatus(s, "read idempotency record");
   StoredResponse r;
   CONVSTORE_ASSIGN_OR_RETURN(r, Decode(value));
   if (now_ms - r.created_at_ms > kRetentionMs) {

@@ -39,9 +39,7 @@ std::string MessagePrefix(std::string_view conversation_id) {
 }
 
 Status FromRocks(const rocksdb::Status& s) {
-  if (s.ok()) return Status();
-  if (s.IsCorruption()) return Status::Corruption(s.ToString());
-  return Status::IOError(s.ToString());
+  return FromRocksStatus(s, "read models");
 }
 
 bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {

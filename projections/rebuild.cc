@@ -82,7 +82,7 @@ Result<std::string> ActiveReadModelsPrefix(const EventLog& log) {
                                     log.cf(rocksdb::kDefaultColumnFamilyName),
                                     kActivePrefixKey, &value);
   if (s.IsNotFound()) return std::string(kDefaultReadModelsPrefix);
-  if (!s.ok()) return Status::IOError(s.ToString());
+  if (!s.ok()) return FromRocksStatus(s, "read the read-models generation");
   if (!ReadModelsPrefixOf(value + "meta")) {
     return Status::Corruption("bad read-models prefix '" + value + "'");
   }
@@ -198,8 +198,8 @@ Result<VerifyReport> VerifyReadModels(EventLog& log,
         b->Next();
       }
     }
-    if (!a->status().ok()) return Status::IOError(a->status().ToString());
-    if (!b->status().ok()) return Status::IOError(b->status().ToString());
+    CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(a->status(), "read live"));
+    CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(b->status(), "read rebuild"));
   }
   if (total_differences > report.differences.size()) {
     report.differences.push_back(
