@@ -27,6 +27,7 @@ enum class ErrorKind {
   kHeadersTooLarge,       // 431 invalid_request_error
   kUnavailable,           // 503 unavailable (the log refuses writes)
   kIOError,               // 500/503: a storage fault
+  kInsufficientStorage,   // 507 unavailable (the disk is full)
   kCorruption,            // 500: bytes that do not decode
   kInternal,              // 500 internal_error
 };
@@ -82,6 +83,10 @@ class Status {
   }
   static Status IOError(std::string message) {
     return Status(ErrorKind::kIOError, std::move(message));
+  }
+  static Status InsufficientStorage(std::string message) {
+    return Status(ErrorKind::kInsufficientStorage, std::move(message), {},
+                  "insufficient_storage");
   }
   static Status Corruption(std::string message) {
     return Status(ErrorKind::kCorruption, std::move(message));

@@ -1,7 +1,9 @@
 #include "eventlog/event_log.h"
 
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <spdlog/spdlog.h>
 
 #include <set>
 
@@ -32,10 +34,42 @@ uint64_t DecodeU64(std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+// RocksDB's warnings and errors go to the server's log; its info chatter is
+// dropped. Nothing is written to a LOG file in the data dir: on a full disk,
+// RocksDB's own file logger fails and then aborts (an assertion in Debian's
+// librocksdb 7.8) on its next line, taking the server down.
+class RocksLogToSpdlog : public rocksdb::Logger {
+ public:
+  RocksLogToSpdlog() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format,
+            va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", line);
+    } else {
+      spdlog::warn("rocksdb: {}", line);
+    }
+  }
+};
+
+}  // namespace
+
 Status FromRocksStatus(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status();
   if (s.IsCorruption()) {
     return Status::Corruption(std::string(what) + ": " + s.ToString());
+  }
+  if (s.IsNoSpace()) {
+    return Status::InsufficientStorage(std::string(what) + ": " + s.ToString());
   }
   return Status::IOError(std::string(what) + ": " + s.ToString());
 }
@@ -50,6 +84,13 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   db_options.create_missing_column_families = true;
   // The log is the record of truth: check every block we read.
   db_options.paranoid_checks = true;
+  db_options.info_log = std::make_shared<RocksLogToSpdlog>();
+  if (options.create_if_missing && !options.read_only &&
+      options.secondary_path.empty()) {
+    // RocksDB logs an error when it opens a directory that does not exist
+    // yet; a first start is not an error.
+    db_options.env->CreateDirIfMissing(dir).PermitUncheckedError();
+  }
   if (options.env) db_options.env = options.env.get();
 
   // RocksDB needs every existing column family named at open.
@@ -105,6 +146,16 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   return log;
 }
 
+Status EventLog::WriteRefusal() const {
+  if (disk_full_) {
+    return Status::InsufficientStorage(
+        "the log refuses writes after the disk filled up; free space and "
+        "restart the server");
+  }
+  return Status::Unavailable(
+      "the log refuses writes after a failed write; restart the server");
+}
+
 Status EventLog::ReloadHead() {
   // Positions are gapless and commits atomic, so the head is the last key.
   std::unique_ptr<rocksdb::Iterator> it(
@@ -125,15 +176,16 @@ Result<uint64_t> EventLog::CountStreams() const {
 
 Status EventLog::CreateCheckpoint(const std::string& dir) const {
   rocksdb::Checkpoint* raw = nullptr;
-  CONVSTORE_RETURN_IF_ERROR(
-      FromRocksStatus(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(
+      rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-  return FromRocksStatus(checkpoint->CreateCheckpoint(dir), "checkpoint " + dir);
+  return FromRocksStatus(checkpoint->CreateCheckpoint(dir),
+                         "checkpoint " + dir);
 }
 
 Status EventLog::CatchUpWithPrimary() {
-  CONVSTORE_RETURN_IF_ERROR(
-      FromRocksStatus(db_->TryCatchUpWithPrimary(), "catch up with the server"));
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(db_->TryCatchUpWithPrimary(),
+                                            "catch up with the server"));
   return ReloadHead();
 }
 
@@ -183,15 +235,16 @@ Status EventLog::DropColumnFamily(const std::string& name) {
     h = it->second;
     cfs_.erase(it);
   }
-  Status s = FromRocksStatus(db_->DropColumnFamily(h), "drop column family " + name);
+  Status s =
+      FromRocksStatus(db_->DropColumnFamily(h), "drop column family " + name);
   db_->DestroyColumnFamilyHandle(h);
   return s;
 }
 
 Result<std::optional<RecordedEvent>> EventLog::Read(uint64_t position) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), events_cf_,
-                               EncodeU64(position), &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), events_cf_, EncodeU64(position), &value);
   if (s.IsNotFound()) return std::optional<RecordedEvent>();
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read event"));
   RecordedEvent event;
@@ -217,9 +270,9 @@ Result<std::vector<RecordedEvent>> EventLog::ReadRange(uint64_t from,
 Result<std::optional<uint64_t>> EventLog::StreamRevision(
     std::string_view stream) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), streams_cf_,
-                               rocksdb::Slice(stream.data(), stream.size()),
-                               &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), streams_cf_,
+               rocksdb::Slice(stream.data(), stream.size()), &value);
   if (s.IsNotFound()) return std::optional<uint64_t>();
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read stream revision"));
   return std::optional<uint64_t>(DecodeU64(value));
@@ -228,18 +281,17 @@ Result<std::optional<uint64_t>> EventLog::StreamRevision(
 Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
                              std::optional<uint64_t> new_head) {
   if (read_only_) return Status::Unavailable("the log is open read-only");
-  if (failed()) {
-    return Status::Unavailable(
-        "the log refuses writes after a failed write; restart the server");
-  }
+  if (failed()) return WriteRefusal();
   rocksdb::WriteOptions options;
   options.sync = true;
   rocksdb::Status s = db_->Write(options, batch.GetWriteBatch());
   if (!s.ok()) {
     // We cannot know how much of the write reached the disk, so no later
     // write may be acknowledged on top of it.
+    Status status = FromRocksStatus(s, "synced write of the log");
+    if (status.kind() == ErrorKind::kInsufficientStorage) disk_full_ = true;
     failed_.store(true, std::memory_order_release);
-    return FromRocksStatus(s, "synced write of the log");
+    return status;
   }
   if (new_head) head_.store(*new_head, std::memory_order_release);
   return Status();
@@ -254,11 +306,10 @@ LogBatch::LogBatch(EventLog* log)
 Result<std::optional<std::string>> LogBatch::Get(
     rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
   std::string value;
-  rocksdb::Status s = const_cast<rocksdb::WriteBatchWithIndex&>(batch_)
-                          .GetFromBatchAndDB(log_->db(), rocksdb::ReadOptions(),
-                                             cf, rocksdb::Slice(key.data(),
-                                                                key.size()),
-                                             &value);
+  rocksdb::Status s =
+      const_cast<rocksdb::WriteBatchWithIndex&>(batch_).GetFromBatchAndDB(
+          log_->db(), rocksdb::ReadOptions(), cf,
+          rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read through batch"));
   return std::optional<std::string>(std::move(value));
@@ -321,11 +372,11 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
     std::optional<uint64_t> revision;
     if (*current) revision = DecodeU64(**current);
     if (e.expected_revision) {
-      bool matches = *e.expected_revision == NewEvent::kNoStream
-                         ? !revision.has_value()
-                         : revision.has_value() &&
-                               static_cast<int64_t>(*revision) ==
-                                   *e.expected_revision;
+      bool matches =
+          *e.expected_revision == NewEvent::kNoStream
+              ? !revision.has_value()
+              : revision.has_value() &&
+                    static_cast<int64_t>(*revision) == *e.expected_revision;
       if (!matches) {
         return fail(Status::Conflict(
             "stream " + e.stream + " is at revision " +
@@ -360,8 +411,8 @@ Status LogBatch::Commit() {
   // A batch that appended nothing (read models only) must not touch the
   // head: the writer may have moved it since this batch opened.
   const bool appended = next_position_ != first_position_;
-  return log_->CommitBatch(batch_, appended ? std::optional(head())
-                                            : std::nullopt);
+  return log_->CommitBatch(batch_,
+                           appended ? std::optional(head()) : std::nullopt);
 }
 
 }  // namespace convstore

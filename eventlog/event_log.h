@@ -72,6 +72,9 @@ class EventLog {
   uint64_t head() const { return head_.load(std::memory_order_acquire); }
   // Set once a synced write failed; every later commit is refused.
   bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Why commits are refused once failed(): 507 when the disk was full, else
+  // 503. Only meaningful after failed() returned true.
+  Status WriteRefusal() const;
 
   Result<std::optional<RecordedEvent>> Read(uint64_t position) const;
   // Events with position >= from, in order, at most `limit`.
@@ -130,6 +133,7 @@ class EventLog {
   std::vector<EventSink*> sinks_;
   std::atomic<uint64_t> head_{0};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> disk_full_{false};  // set before failed_
   bool read_only_ = false;
 };
 

@@ -59,10 +59,7 @@ void GroupCommitWriter::Run() {
 void GroupCommitWriter::CommitGroup(std::deque<Command>& group) {
   std::vector<Status> results(group.size());
   if (log_->failed()) {
-    for (Command& c : group) {
-      c.done(Status::Unavailable(
-          "the log refuses writes after a failed write; restart the server"));
-    }
+    for (Command& c : group) c.done(log_->WriteRefusal());
     return;
   }
   LogBatch batch(log_);

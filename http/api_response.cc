@@ -32,6 +32,7 @@ const char* ErrorType(ErrorKind kind) {
       return "idempotency_error";
     case ErrorKind::kUnavailable:
     case ErrorKind::kIOError:  // answered 503: the store refuses writes
+    case ErrorKind::kInsufficientStorage:
       return "unavailable";
     default:
       return "internal_error";
@@ -77,6 +78,8 @@ unsigned HttpStatusFor(ErrorKind kind) {
     case ErrorKind::kUnavailable:
     case ErrorKind::kIOError:
       return 503;
+    case ErrorKind::kInsufficientStorage:
+      return 507;
     default:
       return 500;
   }
@@ -96,6 +99,10 @@ ApiResponse ErrorResponse(const Status& status) {
   std::string message = status.message();
   if (status.kind() == ErrorKind::kIOError) {
     message = "The store cannot accept writes right now.";
+  } else if (status.kind() == ErrorKind::kInsufficientStorage) {
+    message =
+        "The disk is full: the store cannot accept writes until space is "
+        "freed and the server restarted.";
   } else if (code == 500) {
     message = "Internal server error.";
   }

@@ -618,6 +618,7 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
     if (key) app_.idempotency_->End(actor.user_id, *key);
     if (!status.ok()) {
       if (status.kind() == ErrorKind::kIOError ||
+          status.kind() == ErrorKind::kInsufficientStorage ||
           status.kind() == ErrorKind::kCorruption) {
         spdlog::error("write failed: {}", status.ToString());
       }

@@ -7,6 +7,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include "http/beast_request.h"
+
 namespace convstore::http {
 namespace {
 
@@ -70,23 +72,21 @@ class Session : public std::enable_shared_from_this<Session> {
         beast::iequals(expect->value(), "100-continue")) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
           bhttp::status::continue_, req.version());
-      bhttp::async_write(stream_, *cont,
-                         [self = shared_from_this(), cont](
-                             beast::error_code ec, size_t) {
-                           if (ec) return;
-                           self->ReadBody();
-                         });
+      bhttp::async_write(
+          stream_, *cont,
+          [self = shared_from_this(), cont](beast::error_code ec, size_t) {
+            if (ec) return;
+            self->ReadBody();
+          });
       return;
     }
     ReadBody();
   }
 
   void ReadBody() {
-    bhttp::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) {
-          self->OnRead(ec);
-        });
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](
+                          beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -101,7 +101,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return SendErrorAndClose(
           Status::HeadersTooLarge("Request headers are too large."));
     }
-    if (ec && &ec.category() == &bhttp::make_error_code(bhttp::error::bad_target).category()) {
+    if (ec &&
+        &ec.category() ==
+            &bhttp::make_error_code(bhttp::error::bad_target).category()) {
       return SendErrorAndClose(
           Status::InvalidArgument("Malformed HTTP request."));
     }
@@ -111,19 +113,7 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = req.version();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == bhttp::verb::head;
-    ApiRequest api;
-    api.method = std::string(req.method_string());
-    if (head_) api.method = "GET";
-    api.target = std::string(req.target());
-    api.authorization = std::string(req[bhttp::field::authorization]);
-    api.content_type = std::string(req[bhttp::field::content_type]);
-    if (auto it = req.find(bhttp::field::if_match); it != req.end()) {
-      api.if_match = std::string(it->value());
-    }
-    if (auto it = req.find("Idempotency-Key"); it != req.end()) {
-      api.idempotency_key = std::string(it->value());
-    }
-    api.body = std::move(req.body());
+    ApiRequest api = ToApiRequest(std::move(req));
     shared_->in_flight.fetch_add(1);
     shared_->app->Handle(
         std::move(api), [self = shared_from_this()](ApiResponse response) {
@@ -150,11 +140,11 @@ class Session : public std::enable_shared_from_this<Session> {
       if (head_) res->body().clear();
     }
     stream_.expires_after(shared_->options.write_timeout);
-    bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res](beast::error_code ec,
-                                                        size_t) {
-                         self->AfterResponse(ec, res->need_eof());
-                       });
+    bhttp::async_write(
+        stream_, *res,
+        [self = shared_from_this(), res](beast::error_code ec, size_t) {
+          self->AfterResponse(ec, res->need_eof());
+        });
   }
 
   void SendStream(ApiResponse r) {
@@ -165,13 +155,13 @@ class Session : public std::enable_shared_from_this<Session> {
     for (auto& [k, v] : r.headers) res->set(k, v);
     res->keep_alive(keep_alive_);
     res->chunked(true);
-    auto sr = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(
-        *res);
+    auto sr =
+        std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*res);
     stream_.expires_after(shared_->options.write_timeout);
     bhttp::async_write_header(
         stream_, *sr,
-        [self = shared_from_this(), res, sr,
-         ms = std::move(r.stream)](beast::error_code ec, size_t) {
+        [self = shared_from_this(), res, sr, ms = std::move(r.stream)](
+            beast::error_code ec, size_t) {
           if (ec) return self->AfterResponse(ec, true);
           self->NextChunk(ms, res->need_eof());
         });
@@ -187,21 +177,20 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     stream_.expires_after(shared_->options.write_timeout);
     if (!*chunk) {
-      net::async_write(stream_, bhttp::make_chunk_last(),
-                       [self = shared_from_this(), need_eof](
-                           beast::error_code ec, size_t) {
-                         self->AfterResponse(ec, need_eof);
-                       });
+      net::async_write(
+          stream_, bhttp::make_chunk_last(),
+          [self = shared_from_this(), need_eof](beast::error_code ec, size_t) {
+            self->AfterResponse(ec, need_eof);
+          });
       return;
     }
     auto data = std::make_shared<std::string>(std::move(**chunk));
-    net::async_write(
-        stream_, bhttp::make_chunk(net::buffer(*data)),
-        [self = shared_from_this(), data, ms, need_eof](beast::error_code ec,
-                                                        size_t) {
-          if (ec) return self->AfterResponse(ec, true);
-          self->NextChunk(ms, need_eof);
-        });
+    net::async_write(stream_, bhttp::make_chunk(net::buffer(*data)),
+                     [self = shared_from_this(), data, ms, need_eof](
+                         beast::error_code ec, size_t) {
+                       if (ec) return self->AfterResponse(ec, true);
+                       self->NextChunk(ms, need_eof);
+                     });
   }
 
   void AfterResponse(beast::error_code ec, bool need_eof) {
@@ -227,12 +216,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void DrainSome(std::shared_ptr<std::array<char, 16384>> buf, size_t total) {
     constexpr size_t kMaxDrainBytes = 8 << 20;
     if (total > kMaxDrainBytes) return Close();
-    stream_.async_read_some(
-        net::buffer(*buf), [self = shared_from_this(), buf, total](
-                               beast::error_code ec, size_t n) {
-          if (ec) return self->Close();
-          self->DrainSome(buf, total + n);
-        });
+    stream_.async_read_some(net::buffer(*buf),
+                            [self = shared_from_this(), buf, total](
+                                beast::error_code ec, size_t n) {
+                              if (ec) return self->Close();
+                              self->DrainSome(buf, total + n);
+                            });
   }
 
   void SendErrorAndClose(const Status& status) {
@@ -263,13 +252,22 @@ void Accept(std::shared_ptr<Server::Shared> shared) {
   shared->acceptor->async_accept(
       target, [shared](beast::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !shared->accepting) return;
-        if (!ec) {
-          if (shared->connections.load() >= shared->options.max_connections) {
-            beast::error_code ignored;
-            socket.close(ignored);
-          } else {
-            std::make_shared<Session>(std::move(socket), shared)->Start();
-          }
+        if (ec) {
+          // Out of file descriptors (or another accept error): accepting
+          // again at once would spin; pause so connections can close.
+          spdlog::warn("accept failed: {}; pausing 100 ms", ec.message());
+          auto timer = std::make_shared<net::steady_timer>(
+              shared->acceptor->get_executor(), std::chrono::milliseconds(100));
+          timer->async_wait([shared, timer](beast::error_code wait_ec) {
+            if (!wait_ec && shared->accepting) Accept(shared);
+          });
+          return;
+        }
+        if (shared->connections.load() >= shared->options.max_connections) {
+          beast::error_code ignored;
+          socket.close(ignored);
+        } else {
+          std::make_shared<Session>(std::move(socket), shared)->Start();
         }
         Accept(shared);
       });
@@ -297,9 +295,11 @@ Result<uint16_t> Server::Start() {
   tcp::endpoint endpoint(address, options_.port);
   shared_->acceptor = std::make_unique<tcp::acceptor>(*shared_->iocs[0]);
   shared_->acceptor->open(endpoint.protocol(), ec);
-  if (!ec) shared_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec)
+    shared_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) shared_->acceptor->bind(endpoint, ec);
-  if (!ec) shared_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (!ec)
+    shared_->acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status::Unavailable("cannot listen on " + options_.host + ":" +
                                std::to_string(options_.port) + ": " +

@@ -22,11 +22,13 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 picks a free port
   unsigned threads = 2;
+  // A whole request (headers and body) must arrive within read_timeout, and
+  // a kept-alive connection is closed after read_timeout idle.
   std::chrono::seconds read_timeout{30};
   std::chrono::seconds write_timeout{30};
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 * 1024;
-  size_t max_connections = 10000;
+  size_t max_connections = 10000;  // more are accepted and closed at once
 };
 
 class Server {

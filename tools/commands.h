@@ -17,6 +17,8 @@ struct ServeFlags {
   std::string room_url_template = "{livekit_url}/room/{room}";
   std::string admin_key;
   unsigned threads = 2;
+  int64_t read_timeout = 30;
+  size_t max_connections = 10000;
 };
 int RunServe(const ServeFlags& flags);
 

@@ -46,6 +46,18 @@ int main(int argc, char** argv) {
                         "HTTP threads, one io_context each")
       ->capture_default_str()
       ->check(CLI::Range(1u, 64u));
+  serve_cmd->add_option("--read-timeout", serve.read_timeout,
+                        "Seconds a client has to send a whole request, and "
+                        "that a kept-alive connection may stay idle; then "
+                        "it is closed (slow clients cannot hold connections)")
+      ->envname("CONVSTORE_READ_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+  serve_cmd->add_option("--max-connections", serve.max_connections,
+                        "Open connections at most; more are closed at once")
+      ->envname("CONVSTORE_MAX_CONNECTIONS")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
 
   CLI::App* events_cmd =
       cli.add_subcommand("events", "Read the event log (for analytics).");

@@ -34,6 +34,8 @@ int RunServe(const ServeFlags& f) {
     return 2;
   }
   options.threads = f.threads;
+  options.read_timeout = std::chrono::seconds(f.read_timeout);
+  options.max_connections = f.max_connections;
 
   AppConfig config;
   config.data_dir = f.data_dir;

@@ -440,7 +440,7 @@ TEST_F(ErrorsTest, WrongTypesAndSizesAre400NamingTheField) {
   const std::vector<Case> cases = {
       {json::value(5), true, "title"},
       {json::value(true), true, "title"},
-      {json::value({"a"}), true, "title"},
+      {json::value(json::array{"a"}), true, "title"},
       {json::value("x"), false, "metadata"},
       {json::value(5), false, "metadata"},
       {json::value({"a", "b"}), false, "metadata"},

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/support/durability.h"
 #include "tests/support/process.h"
 #include "tests/support/test_server.h"
 
@@ -28,10 +29,6 @@ int KillPoints() {
   const char* v = std::getenv("CONVSTORE_CRASH_KILLS");
   int n = v ? std::atoi(v) : 3;
   return n < 1 ? 1 : (n > 200 ? 200 : n);
-}
-
-std::string Canonical(std::string_view json_text) {
-  return json::serialize(json::parse(json_text));
 }
 
 TEST(CrashTest, KillNineLosesNoAcknowledgedWriteAndCorruptsNothing) {
@@ -54,7 +51,7 @@ TEST(CrashTest, KillNineLosesNoAcknowledgedWriteAndCorruptsNothing) {
   }
 
   std::mutex mu;
-  std::map<std::string, std::string> acked;  // message id -> 201 body
+  AckedMessages acked;
   std::mt19937 rng(std::random_device{}());
   const int kills = KillPoints();
   for (int round = 0; round < kills; ++round) {
@@ -96,50 +93,14 @@ TEST(CrashTest, KillNineLosesNoAcknowledgedWriteAndCorruptsNothing) {
 
   ServerProcess server(data);
   HttpClient c = server.Client();
-  // Every acknowledged message, byte for byte.
-  std::map<std::string, std::string> stored;
-  for (const std::string& conv : conversations) {
-    HttpResponse r = c.Get("/v1/conversations/" + conv + "/messages", kKey);
-    ASSERT_EQ(200u, r.status) << r.body;
-    const json::value all = r.json();
-    for (const json::value& m : all.as_array()) {
-      stored[std::string(m.at("id").as_string())] = json::serialize(m);
-    }
-  }
-  size_t missing = 0;
-  for (const auto& [id, body] : acked) {
-    auto it = stored.find(id);
-    if (it == stored.end()) {
-      if (++missing <= 5) ADD_FAILURE() << "acknowledged message lost: " << body;
-      continue;
-    }
-    EXPECT_EQ(Canonical(body), it->second);
-  }
-  EXPECT_EQ(0u, missing) << "of " << acked.size() << " acknowledged";
-
-  // The log is gapless from 1 (paged through the admin API).
-  uint64_t expected = 1;
-  for (int page = 0; page < 10000; ++page) {
-    HttpResponse r = c.Get("/v1/admin/events?limit=10000&from=" +
-                               std::to_string(expected), kKey);
-    ASSERT_EQ(200u, r.status) << r.body;
-    const json::value parsed = r.json();
-    const json::array& events = parsed.as_array();
-    if (events.empty()) break;
-    for (const json::value& e : events) {
-      ASSERT_EQ(expected, e.at("position").to_number<uint64_t>());
-      ++expected;
-    }
-  }
-  EXPECT_GE(expected - 1, acked.size());
+  ExpectAcknowledgedMessagesPresent(c, kKey, conversations, acked);
+  const uint64_t head = ExpectGaplessLog(c, kKey);
+  EXPECT_GE(head, acked.size());
   ASSERT_EQ(0, server.Stop());
-
-  // Read models equal a fresh rebuild from the log.
-  CommandResult verify = RunConvstore({"projections", "verify", "--data-dir", data});
-  EXPECT_EQ(0, verify.exit_code) << Describe(verify);
+  ExpectReadModelsEqualRebuild(data);
   std::cout << "[ crash ] " << kills << " kill points, " << acked.size()
-            << " acknowledged appends, all present; log gapless to "
-            << expected - 1 << "\n";
+            << " acknowledged appends, all present; log gapless to " << head
+            << "\n";
 }
 
 }  // namespace
