@@ -67,7 +67,10 @@ const unsigned char* Bytes(std::string_view s) {
 
 std::string FormatRfc3339Millis(int64_t unix_ms) {
   const int64_t days = FloorDiv(unix_ms, kMillisPerDay);
-  const int64_t ms_of_day = unix_ms - days * kMillisPerDay;
+  // The remainder, not unix_ms - days * kMillisPerDay: that product
+  // overflows for timestamps near the ends of int64 (a damaged event's).
+  int64_t ms_of_day = unix_ms % kMillisPerDay;
+  if (ms_of_day < 0) ms_of_day += kMillisPerDay;
   const CivilDate date = CivilFromDays(days);
   const auto hour = static_cast<int>(ms_of_day / 3'600'000);
   const auto minute = static_cast<int>(ms_of_day / 60'000 % 60);
@@ -81,50 +84,73 @@ std::string FormatRfc3339Millis(int64_t unix_ms) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence starting at s[i], or 0 when
+// the bytes there are not one.
+size_t Utf8SequenceAt(std::string_view s, size_t i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) return 1;
+  // The ranges allowed for the second byte (RFC 3629 §4) are what rule out
+  // overlongs (E0, F0), surrogates (ED) and values above U+10FFFF (F4).
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+  } else if (b0 == 0xE0) {
+    len = 3;
+    lo = 0xA0;
+  } else if ((b0 >= 0xE1 && b0 <= 0xEC) || b0 == 0xEE || b0 == 0xEF) {
+    len = 3;
+  } else if (b0 == 0xED) {
+    len = 3;
+    hi = 0x9F;
+  } else if (b0 == 0xF0) {
+    len = 4;
+    lo = 0x90;
+  } else if (b0 >= 0xF1 && b0 <= 0xF3) {
+    len = 4;
+  } else if (b0 == 0xF4) {
+    len = 4;
+    hi = 0x8F;
+  } else {
+    return 0;  // 0x80..0xC1 (continuation/overlong lead) or 0xF5..0xFF.
+  }
+  if (s.size() - i < len) return 0;
+  const auto b1 = static_cast<unsigned char>(s[i + 1]);
+  if (b1 < lo || b1 > hi) return 0;
+  for (size_t k = 2; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+  }
+  return len;
+}
+
+}  // namespace
+
 bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) {
-      ++i;
-      continue;
-    }
-    // The ranges allowed for the second byte (RFC 3629 §4) are what rule out
-    // overlongs (E0, F0), surrogates (ED) and values above U+10FFFF (F4).
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-      len = 2;
-    } else if (b0 == 0xE0) {
-      len = 3;
-      lo = 0xA0;
-    } else if ((b0 >= 0xE1 && b0 <= 0xEC) || b0 == 0xEE || b0 == 0xEF) {
-      len = 3;
-    } else if (b0 == 0xED) {
-      len = 3;
-      hi = 0x9F;
-    } else if (b0 == 0xF0) {
-      len = 4;
-      lo = 0x90;
-    } else if (b0 >= 0xF1 && b0 <= 0xF3) {
-      len = 4;
-    } else if (b0 == 0xF4) {
-      len = 4;
-      hi = 0x8F;
-    } else {
-      return false;  // 0x80..0xC1 (continuation/overlong lead) or 0xF5..0xFF.
-    }
-    if (n - i < len) return false;
-    const auto b1 = static_cast<unsigned char>(s[i + 1]);
-    if (b1 < lo || b1 > hi) return false;
-    for (size_t k = 2; k < len; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if ((b & 0xC0) != 0x80) return false;
-    }
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = Utf8SequenceAt(s, i);
+    if (len == 0) return false;
     i += len;
   }
   return true;
+}
+
+std::string ToValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = Utf8SequenceAt(s, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
 }
 
 size_t CountCodePoints(std::string_view utf8) {

@@ -22,6 +22,10 @@ std::string FormatRfc3339Millis(int64_t unix_ms);
 // truncated sequences.
 bool IsValidUtf8(std::string_view s);
 
+// `s` with every byte that does not start a well-formed sequence replaced by
+// U+FFFD, for echoing untrusted bytes (a request path) inside JSON text.
+std::string ToValidUtf8(std::string_view s);
+
 // Number of Unicode code points in `utf8`, which must be valid UTF-8 (for
 // invalid input the result counts non-continuation bytes).
 size_t CountCodePoints(std::string_view utf8);

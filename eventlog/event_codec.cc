@@ -2,6 +2,10 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
 #include "eventlog/events_generated.h"
 
 namespace convstore {
@@ -229,6 +233,15 @@ std::string EncodeEvent(const RecordedEvent& event) {
 }
 
 Result<RecordedEvent> DecodeEvent(std::string_view bytes) {
+  // FlatBuffers reads scalars in place, so the buffer must be aligned as it
+  // was built (8 bytes at most); RocksDB hands out values at any address.
+  std::unique_ptr<uint64_t[]> aligned;
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) != 0) {
+    aligned.reset(new uint64_t[bytes.size() / sizeof(uint64_t) + 1]);
+    std::memcpy(aligned.get(), bytes.data(), bytes.size());
+    bytes = std::string_view(reinterpret_cast<const char*>(aligned.get()),
+                             bytes.size());
+  }
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   flatbuffers::Verifier verifier(data, bytes.size());
   if (!fbs::VerifyEventEnvelopeBuffer(verifier)) {

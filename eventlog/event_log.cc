@@ -5,6 +5,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <set>
 
 #include "eventlog/event_codec.h"
@@ -53,6 +54,9 @@ class RocksLogToSpdlog : public rocksdb::Logger {
     if (level < GetInfoLogLevel()) return;
     char line[1024];
     std::vsnprintf(line, sizeof(line), format, ap);
+    // A failed open is returned as a Status that the caller reports (or, for
+    // a store locked by the server, handles); RocksDB's line adds nothing.
+    if (std::strstr(line, "DB::Open() failed") != nullptr) return;
     if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
       spdlog::error("rocksdb: {}", line);
     } else {

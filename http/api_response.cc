@@ -3,6 +3,8 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 
+#include "core/encoding.h"
+
 namespace convstore::http {
 namespace {
 
@@ -107,7 +109,8 @@ ApiResponse ErrorResponse(const Status& status) {
     message = "Internal server error.";
   }
   boost::json::object err;
-  err["message"] = message;
+  // Messages may quote the request (a path); JSON text must stay UTF-8.
+  err["message"] = ToValidUtf8(message);
   err["type"] = ErrorType(status.kind());
   err["param"] = status.param().empty() ? boost::json::value(nullptr)
                                         : boost::json::value(status.param());

@@ -437,7 +437,7 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
       std::string t;
       for (size_t i = 0; i < s.size(); ++i) {
         bool id = (i == 2 && (s[1] == "agents" || s[1] == "conversations")) ||
-                  (i == 3 && s[1] == "admin");
+                  (i == 3 && s[1] == "admin" && s[2] == "api-keys");
         t += "/" + (id ? std::string("{id}") : s[i]);
       }
       return t;
@@ -730,7 +730,7 @@ void App::Handlers::CreateAgent(const RequestCtx& ctx, Respond respond) {
   auto req = ParseCreateAgent(ctx.request.body);
   if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   Write(ctx,
-        [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
+        [req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
                                       const EventMeta& meta) -> Result<ApiResponse> {
           Decision<Agent> d;
           CONVSTORE_ASSIGN_OR_RETURN(d, DecideCreateAgent(req, dctx));

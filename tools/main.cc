@@ -1,11 +1,17 @@
 // convstore: the command-line entry point. Every subcommand that touches a
 // store takes --data-dir (default ./data); `convstore <cmd> --help` for more.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
   using namespace convstore::tools;
+  // Logs go to stderr: stdout carries what a command prints (JSON, events).
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "", std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
   CLI::App cli{
       "convstore: an event-sourced conversation store serving the "
       "Conversations API.\nAll data lives in one RocksDB directory "
@@ -15,46 +21,56 @@ int main(int argc, char** argv) {
   ServeFlags serve;
   CLI::App* serve_cmd = cli.add_subcommand(
       "serve", "Run the HTTP API server (Ctrl-C or SIGTERM stops it cleanly).");
-  serve_cmd->add_option("--listen", serve.listen,
-                        "HOST:PORT to listen on; port 0 picks a free port")
+  serve_cmd
+      ->add_option("--listen", serve.listen,
+                   "HOST:PORT to listen on; port 0 picks a free port")
       ->capture_default_str();
   serve_cmd->add_option("--data-dir", serve.data_dir, "Data directory")
       ->capture_default_str();
-  serve_cmd->add_option("--livekit-url", serve.livekit_url,
-                        "LiveKit server URL (default ws://localhost:7880)")
+  serve_cmd
+      ->add_option("--livekit-url", serve.livekit_url,
+                   "LiveKit server URL (default ws://localhost:7880)")
       ->envname("LIVEKIT_URL");
-  serve_cmd->add_option("--livekit-api-key", serve.livekit_api_key,
-                        "LiveKit API key (default devkey)")
+  serve_cmd
+      ->add_option("--livekit-api-key", serve.livekit_api_key,
+                   "LiveKit API key (default devkey)")
       ->envname("LIVEKIT_API_KEY");
-  serve_cmd->add_option("--livekit-api-secret", serve.livekit_api_secret,
-                        "LiveKit API secret (default: dev-mode 'secret')")
+  serve_cmd
+      ->add_option("--livekit-api-secret", serve.livekit_api_secret,
+                   "LiveKit API secret (default: dev-mode 'secret')")
       ->envname("LIVEKIT_API_SECRET");
-  serve_cmd->add_option("--token-ttl", serve.token_ttl,
-                        "Lifetime of LiveKit tokens, in seconds")
+  serve_cmd
+      ->add_option("--token-ttl", serve.token_ttl,
+                   "Lifetime of LiveKit tokens, in seconds")
       ->envname("CONVSTORE_TOKEN_TTL")
       ->capture_default_str();
-  serve_cmd->add_option("--room-url-template", serve.room_url_template,
-                        "room_url of a conversation; {livekit_url} and {room} "
-                        "are replaced")
+  serve_cmd
+      ->add_option("--room-url-template", serve.room_url_template,
+                   "room_url of a conversation; {livekit_url} and {room} "
+                   "are replaced")
       ->envname("CONVSTORE_ROOM_URL_TEMPLATE")
       ->capture_default_str();
-  serve_cmd->add_option("--admin-key", serve.admin_key,
-                        "Admin API key to create on first start (instead of "
-                        "a generated one)")
+  serve_cmd
+      ->add_option("--admin-key", serve.admin_key,
+                   "Admin API key to create on first start (instead of "
+                   "a generated one)")
       ->envname("CONVSTORE_ADMIN_KEY");
-  serve_cmd->add_option("--threads", serve.threads,
-                        "HTTP threads, one io_context each")
+  serve_cmd
+      ->add_option("--threads", serve.threads,
+                   "HTTP threads, one io_context each")
       ->capture_default_str()
       ->check(CLI::Range(1u, 64u));
-  serve_cmd->add_option("--read-timeout", serve.read_timeout,
-                        "Seconds a client has to send a whole request, and "
-                        "that a kept-alive connection may stay idle; then "
-                        "it is closed (slow clients cannot hold connections)")
+  serve_cmd
+      ->add_option("--read-timeout", serve.read_timeout,
+                   "Seconds a client has to send a whole request, and "
+                   "that a kept-alive connection may stay idle; then "
+                   "it is closed (slow clients cannot hold connections)")
       ->envname("CONVSTORE_READ_TIMEOUT")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{3600}));
-  serve_cmd->add_option("--max-connections", serve.max_connections,
-                        "Open connections at most; more are closed at once")
+  serve_cmd
+      ->add_option("--max-connections", serve.max_connections,
+                   "Open connections at most; more are closed at once")
       ->envname("CONVSTORE_MAX_CONNECTIONS")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
@@ -78,7 +94,8 @@ int main(int argc, char** argv) {
             value.find_first_not_of("0123456789") != std::string::npos ||
             value.size() > 19 || std::stoull(value) == 0) {
           return "must be a log position: an integer from 1 (positions start "
-                 "at 1), got '" + value + "'";
+                 "at 1), got '" +
+                 value + "'";
         }
         return "";
       },
@@ -86,8 +103,9 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--from", exp.from, "First position (inclusive)")
       ->capture_default_str()
       ->check(position);
-  export_cmd->add_option("--to", exp.to,
-                         "Last position (inclusive); default: the head")
+  export_cmd
+      ->add_option("--to", exp.to,
+                   "Last position (inclusive); default: the head")
       ->check(position);
   export_cmd->add_option("--stream", exp.stream,
                          "Only this stream, e.g. messages-conv-<uuid>");
@@ -121,8 +139,9 @@ int main(int argc, char** argv) {
       "projections verify --data-dir ./data");
   verify_cmd->add_option("--data-dir", proj.data_dir, "Data directory")
       ->capture_default_str();
-  verify_cmd->add_option("--max-differences", proj.max_differences,
-                         "How many differences to print")
+  verify_cmd
+      ->add_option("--max-differences", proj.max_differences,
+                   "How many differences to print")
       ->capture_default_str();
 
   // Commands that work on a data dir directly, or through the server's admin
@@ -152,8 +171,8 @@ int main(int argc, char** argv) {
   add_online(keys_create, keys.where);
   keys_create->add_option("--user", keys.user, "The key's user id")->required();
   keys_create->add_flag("--admin", keys.admin, "An admin key");
-  CLI::App* keys_list =
-      keys_cmd->add_subcommand("list", "List keys (never the keys themselves).");
+  CLI::App* keys_list = keys_cmd->add_subcommand(
+      "list", "List keys (never the keys themselves).");
   add_online(keys_list, keys.where);
   CLI::App* keys_revoke = keys_cmd->add_subcommand(
       "revoke", "Revoke a key by id.\nExample: convstore keys revoke key_...");
@@ -188,8 +207,9 @@ int main(int argc, char** argv) {
       "\nExample: convstore backup restore /backups/2026-11-23 --data-dir "
       "./data");
   backup_restore->add_option("dir", backup.dir, "Backup directory")->required();
-  backup_restore->add_option("--data-dir", backup.where.data_dir,
-                             "Data directory to create")
+  backup_restore
+      ->add_option("--data-dir", backup.where.data_dir,
+                   "Data directory to create")
       ->required();
 
   CLI11_PARSE(cli, argc, argv);

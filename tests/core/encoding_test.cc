@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
 namespace convstore {
@@ -30,6 +31,25 @@ TEST(FormatRfc3339MillisTest, HandlesLeapDays) {
 TEST(FormatRfc3339MillisTest, PadsSmallFields) {
   EXPECT_EQ(FormatRfc3339Millis(1), "1970-01-01T00:00:00.001Z");
   EXPECT_EQ(FormatRfc3339Millis(946684799999), "1999-12-31T23:59:59.999Z");
+}
+
+TEST(ToValidUtf8Test, KeepsValidTextAndReplacesEachBadByte) {
+  EXPECT_EQ("Z\xC3\xBCrich \xF0\x9F\x91\x8B",
+            ToValidUtf8("Z\xC3\xBCrich \xF0\x9F\x91\x8B"));
+  EXPECT_EQ("/v1/\xEF\xBF\xBDmin", ToValidUtf8("/v1/\xADmin"));
+  // A truncated sequence: each of its bytes is replaced.
+  EXPECT_EQ("a\xEF\xBF\xBD\xEF\xBF\xBD", ToValidUtf8("a\xE2\x82"));
+  EXPECT_TRUE(IsValidUtf8(ToValidUtf8("\xED\xA0\x80\xC0\xAF")));
+}
+
+TEST(FormatRfc3339MillisTest, BeforeTheEpochCountsBackwards) {
+  EXPECT_EQ(FormatRfc3339Millis(-1), "1969-12-31T23:59:59.999Z");
+}
+
+// A damaged event may carry any int64; export must still render it.
+TEST(FormatRfc3339MillisTest, TheEndsOfInt64StillFormat) {
+  EXPECT_EQ(FormatRfc3339Millis(INT64_MAX), "292278994-08-17T07:12:55.807Z");
+  EXPECT_EQ(FormatRfc3339Millis(INT64_MIN), "-292275055-05-16T16:47:04.192Z");
 }
 
 TEST(IsValidUtf8Test, AcceptsWellFormedText) {

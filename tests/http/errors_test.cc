@@ -27,30 +27,6 @@ namespace json = boost::json;
 
 // ------------------------------------------------------------ helpers
 
-// An authentication failure: 401 with `WWW-Authenticate: Bearer`.
-::testing::AssertionResult IsUnauthenticated(const HttpResponse& r) {
-  ::testing::AssertionResult error = IsError(r, 401, "authentication_error");
-  if (!error) return error;
-  if (r.header("WWW-Authenticate").rfind("Bearer", 0) != 0) {
-    return ::testing::AssertionFailure()
-           << "WWW-Authenticate '" << r.header("WWW-Authenticate") << "'";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// The methods of an Allow header.
-std::set<std::string> AllowedMethods(const HttpResponse& r) {
-  std::set<std::string> methods;
-  std::istringstream in(r.header("Allow"));
-  std::string m;
-  while (std::getline(in, m, ',')) {
-    m.erase(0, m.find_first_not_of(' '));
-    m.erase(m.find_last_not_of(' ') + 1);
-    methods.insert(m);
-  }
-  return methods;
-}
-
 // Parses a raw HTTP/1.1 response with a Content-Length body.
 HttpResponse ParseRawResponse(const std::string& raw) {
   HttpResponse r;
@@ -127,13 +103,16 @@ HttpResponse SendWhileReading(uint16_t port, const std::string& head,
 class ErrorsTest : public AliceAndBobTest {
  protected:
   ErrorsTest() {
-    agent_ = Str(CreateAgent(client_, alice_,
-                             Json({{"name", "Support"}, {"instructions", "Help."}})),
-                 "id");
+    agent_ =
+        Str(CreateAgent(client_, alice_,
+                        Json({{"name", "Support"}, {"instructions", "Help."}})),
+            "id");
     conv_ = Str(CreateConversation(client_, alice_, agent_), "id");
-    EXPECT_EQ(201u, client_.Post("/v1/conversations/" + conv_ + "/messages",
-                                 alice_, Json({{"role", "user"}, {"content", "hi"}}))
-                        .status);
+    EXPECT_EQ(201u,
+              client_
+                  .Post("/v1/conversations/" + conv_ + "/messages", alice_,
+                        Json({{"role", "user"}, {"content", "hi"}}))
+                  .status);
   }
 
   // Everything a client can read about the store; equal before and after a
@@ -142,10 +121,11 @@ class ErrorsTest : public AliceAndBobTest {
     std::string s = "head " + std::to_string(LogHead(client_)) + "\n";
     for (const std::string& target :
          {std::string("/v1/agents?limit=100"),
-          std::string("/v1/conversations?limit=100"),
-          "/v1/agents/" + agent_, "/v1/conversations/" + conv_,
+          std::string("/v1/conversations?limit=100"), "/v1/agents/" + agent_,
+          "/v1/conversations/" + conv_,
           "/v1/conversations/" + conv_ + "/messages?limit=1000"}) {
-      for (const std::string& key : {alice_, std::string(TestServer::kAdminKey)}) {
+      for (const std::string& key :
+           {alice_, std::string(TestServer::kAdminKey)}) {
         HttpResponse r = client_.Get(target, key);
         s += target + " " + std::to_string(r.status) + " " + r.header("ETag") +
              " " + r.body + "\n";
@@ -162,8 +142,9 @@ class ErrorsTest : public AliceAndBobTest {
     return client_.Request(method, target, body, headers);
   }
 
-  HttpResponse WithAuthorization(const std::string& value,
-                                 const std::string& target = "/v1/conversations") {
+  HttpResponse WithAuthorization(
+      const std::string& value,
+      const std::string& target = "/v1/conversations") {
     return client_.Request("GET", target, "", {{"Authorization", value}});
   }
 
@@ -179,24 +160,24 @@ TEST_F(ErrorsTest, MissingKeyIs401) {
   EXPECT_TRUE(IsUnauthenticated(client_.Get("/v1/conversations/" + conv_, "")));
   EXPECT_TRUE(IsUnauthenticated(
       client_.Post("/v1/agents", "", Json({{"name", "anonymous"}}))));
-  EXPECT_TRUE(IsUnauthenticated(client_.Post(
-      "/v1/conversations/" + conv_ + "/messages", "",
-      Json({{"role", "user"}, {"content", "anonymous"}}))));
+  EXPECT_TRUE(IsUnauthenticated(
+      client_.Post("/v1/conversations/" + conv_ + "/messages", "",
+                   Json({{"role", "user"}, {"content", "anonymous"}}))));
   EXPECT_EQ(before, Snapshot());
 }
 
 TEST_F(ErrorsTest, MalformedAuthorizationIs401) {
   for (const std::string& value :
        {"Basic " + alice_, std::string("Basic x"), std::string("Bearer"),
-        std::string("Bearer "), alice_, "Token " + alice_,
-        "Bearer" + alice_}) {
+        std::string("Bearer "), alice_, "Token " + alice_, "Bearer" + alice_}) {
     SCOPED_TRACE(value);
     EXPECT_TRUE(IsUnauthenticated(WithAuthorization(value)));
   }
 }
 
 TEST_F(ErrorsTest, UnknownKeyIs401) {
-  EXPECT_TRUE(IsUnauthenticated(WithAuthorization("Bearer csk_not_a_real_key")));
+  EXPECT_TRUE(
+      IsUnauthenticated(WithAuthorization("Bearer csk_not_a_real_key")));
   EXPECT_TRUE(IsUnauthenticated(WithAuthorization("Bearer " + alice_ + "x")));
   EXPECT_TRUE(IsUnauthenticated(
       WithAuthorization("Bearer " + alice_.substr(0, alice_.size() - 1))));
@@ -224,7 +205,8 @@ TEST_F(ErrorsTest, RevokedKeyIs401) {
       client_.Post("/v1/agents", carol, Json({{"name", "after revocation"}}))));
   // Other keys are untouched, and the list shows when it was revoked.
   EXPECT_EQ(200u, client_.Get("/v1/conversations", alice_).status);
-  json::value after = client_.Get("/v1/admin/api-keys", TestServer::kAdminKey).json();
+  json::value after =
+      client_.Get("/v1/admin/api-keys", TestServer::kAdminKey).json();
   for (const auto& k : after.as_array()) {
     const json::object& o = k.as_object();
     if (Str(o, "id") == id) {
@@ -246,17 +228,28 @@ TEST_F(ErrorsTest, BearerSchemeIsCaseInsensitive) {
 TEST_F(ErrorsTest, UnknownV1RouteWithoutKeyIs401) {
   EXPECT_TRUE(IsUnauthenticated(client_.Get("/v1/nothing-here", "")));
   EXPECT_TRUE(IsUnauthenticated(client_.Get("/v1/conversations/x/y/z", "")));
-  EXPECT_TRUE(IsUnauthenticated(
-      client_.Request("PUT", "/v1/conversations", "", {})));
+  EXPECT_TRUE(
+      IsUnauthenticated(client_.Request("PUT", "/v1/conversations", "", {})));
 }
 
 TEST_F(ErrorsTest, UnknownRouteWithKeyIs404) {
-  EXPECT_TRUE(IsError(client_.Get("/v1/nothing-here", alice_), 404,
-                      "not_found_error"));
-  EXPECT_TRUE(IsError(client_.Get("/v1/conversations/" + conv_ + "/nope", alice_),
-                      404, "not_found_error"));
+  EXPECT_TRUE(
+      IsError(client_.Get("/v1/nothing-here", alice_), 404, "not_found_error"));
+  EXPECT_TRUE(
+      IsError(client_.Get("/v1/conversations/" + conv_ + "/nope", alice_), 404,
+              "not_found_error"));
   EXPECT_TRUE(IsError(client_.Get("/v2/conversations", alice_), 404,
                       "not_found_error"));
+}
+
+// The message quotes the path; percent-decoded bytes that are not UTF-8 must
+// not make the body invalid JSON (found by the request fuzzer).
+TEST_F(ErrorsTest, APathThatDecodesToInvalidUtf8GetsAValidErrorBody) {
+  EXPECT_TRUE(
+      IsError(client_.Get("/v1/%ad%ffmin", alice_), 404, "not_found_error"));
+  EXPECT_TRUE(IsError(client_.Request("PUT", "/v1/agents/%ff", "",
+                                      {{"Authorization", "Bearer " + alice_}}),
+                      405, "method_not_allowed"));
 }
 
 // ------------------------------------------------------------ 403
@@ -265,9 +258,10 @@ TEST_F(ErrorsTest, NonAdminKeyOnAdminRoutesIs403) {
   std::string before = Snapshot();
   EXPECT_TRUE(IsError(client_.Get("/v1/admin/api-keys", alice_), 403,
                       "permission_error"));
-  EXPECT_TRUE(IsError(client_.Post("/v1/admin/api-keys", alice_,
-                                   Json({{"user_id", "mallory"}, {"role", "admin"}})),
-                      403, "permission_error"));
+  EXPECT_TRUE(
+      IsError(client_.Post("/v1/admin/api-keys", alice_,
+                           Json({{"user_id", "mallory"}, {"role", "admin"}})),
+              403, "permission_error"));
   EXPECT_TRUE(IsError(client_.Delete("/v1/admin/api-keys/key_x", alice_), 403,
                       "permission_error"));
   EXPECT_TRUE(IsError(client_.Get("/v1/admin/events", alice_), 403,
@@ -279,20 +273,21 @@ TEST_F(ErrorsTest, NonAdminKeyOnAdminRoutesIs403) {
 
 TEST_F(ErrorsTest, AnotherUsersResourcesAre403AndChangeNothing) {
   std::string before = Snapshot();
-  EXPECT_TRUE(IsError(client_.Patch("/v1/agents/" + agent_, bob_,
-                                    Json({{"name", "bob's"}})),
-                      403, "permission_error"));
+  EXPECT_TRUE(IsError(
+      client_.Patch("/v1/agents/" + agent_, bob_, Json({{"name", "bob's"}})),
+      403, "permission_error"));
   EXPECT_TRUE(IsError(client_.Delete("/v1/agents/" + agent_, bob_), 403,
                       "permission_error"));
   EXPECT_TRUE(IsError(client_.Patch("/v1/conversations/" + conv_, bob_,
                                     Json({{"status", "archived"}})),
                       403, "permission_error"));
-  EXPECT_TRUE(IsError(client_.Post("/v1/conversations/" + conv_ + "/messages",
-                                   bob_, Json({{"role", "user"}, {"content", "x"}})),
-                      403, "permission_error"));
-  EXPECT_TRUE(IsError(client_.Post("/v1/conversations", bob_,
-                                   Json({{"agent_id", agent_}})),
-                      403, "permission_error"));
+  EXPECT_TRUE(
+      IsError(client_.Post("/v1/conversations/" + conv_ + "/messages", bob_,
+                           Json({{"role", "user"}, {"content", "x"}})),
+              403, "permission_error"));
+  EXPECT_TRUE(IsError(
+      client_.Post("/v1/conversations", bob_, Json({{"agent_id", agent_}})),
+      403, "permission_error"));
   EXPECT_EQ(before, Snapshot());
 }
 
@@ -301,7 +296,8 @@ TEST_F(ErrorsTest, ApiKeyListNeverShowsAKey) {
   HttpResponse r = client_.Get("/v1/admin/api-keys", TestServer::kAdminKey);
   ASSERT_EQ(200u, r.status) << r.body;
   json::value listed = r.json();
-  ASSERT_EQ(4u, listed.as_array().size()) << r.body;  // admin, alice, bob, carol
+  ASSERT_EQ(4u, listed.as_array().size())
+      << r.body;  // admin, alice, bob, carol
   std::set<std::string> users;
   for (const auto& k : listed.as_array()) {
     const json::object& o = k.as_object();
@@ -338,7 +334,8 @@ TEST_F(ErrorsTest, UnsupportedMethodIs405WithAllow) {
            {{"Content-Type", "application/json"}});
   EXPECT_TRUE(IsError(r, 405, "method_not_allowed"));
   allow = AllowedMethods(r);
-  EXPECT_TRUE(allow.count("GET") && allow.count("PATCH") && allow.count("DELETE"))
+  EXPECT_TRUE(allow.count("GET") && allow.count("PATCH") &&
+              allow.count("DELETE"))
       << r.header("Allow");
 
   r = Send("GET", "/v1/conversations/" + conv_ + "/token", "", {});
@@ -362,16 +359,18 @@ TEST_F(ErrorsTest, BodyWithoutJsonContentTypeIs415) {
                         "unsupported_media_type"));
     EXPECT_TRUE(IsError(Send("PATCH", "/v1/agents/" + agent_, body, headers),
                         415, "unsupported_media_type"));
-    EXPECT_TRUE(IsError(Send("POST", "/v1/conversations/" + conv_ + "/messages",
-                             Json({{"role", "user"}, {"content", "x"}}), headers),
-                        415, "unsupported_media_type"));
+    EXPECT_TRUE(
+        IsError(Send("POST", "/v1/conversations/" + conv_ + "/messages",
+                     Json({{"role", "user"}, {"content", "x"}}), headers),
+                415, "unsupported_media_type"));
   }
   EXPECT_EQ(before, Snapshot());
 }
 
 TEST_F(ErrorsTest, JsonContentTypeWithParametersIsAccepted) {
-  for (const char* type : {"application/json; charset=utf-8",
-                           "application/json;charset=UTF-8", "Application/JSON"}) {
+  for (const char* type :
+       {"application/json; charset=utf-8", "application/json;charset=UTF-8",
+        "Application/JSON"}) {
     SCOPED_TRACE(type);
     HttpResponse r = Send("POST", "/v1/agents", Json({{"name", type}}),
                           {{"Content-Type", type}});
@@ -396,8 +395,10 @@ TEST_F(ErrorsTest, MalformedBodiesAre400AndChangeNothing) {
       Json({{"agent_id", agent_}}) + " trailing",
       "{\"agent_id\":\"" + agent_ + "\",\"title\":\"\xFF\xFE\"}",  // not UTF-8
       "{\"agent_id\":\"" + agent_ + "\",\"title\":\"\xC0\xAF\"}",  // overlong
-      "{\"agent_id\":\"" + agent_ + "\",\"title\":\"\xED\xA0\x80\"}",  // surrogate
-      "{\"agent_id\":\"" + agent_ + "\",\"title\":\"ab\xE4\xB8\"}",  // truncated
+      "{\"agent_id\":\"" + agent_ +
+          "\",\"title\":\"\xED\xA0\x80\"}",  // surrogate
+      "{\"agent_id\":\"" + agent_ +
+          "\",\"title\":\"ab\xE4\xB8\"}",  // truncated
   };
   for (const std::string& body : bodies) {
     SCOPED_TRACE(body);
@@ -420,9 +421,9 @@ TEST_F(ErrorsTest, MalformedBodiesOfEveryWriteRouteAre400) {
     for (const std::string& body :
          std::vector<std::string>{"{", "[]", "{\"title\":\"\xFF\"}"}) {
       SCOPED_TRACE(method + " " + target + " " + body);
-      EXPECT_TRUE(IsError(Send(method, target, body,
-                               {{"Content-Type", "application/json"}}),
-                          400, "invalid_request_error"));
+      EXPECT_TRUE(IsError(
+          Send(method, target, body, {{"Content-Type", "application/json"}}),
+          400, "invalid_request_error"));
     }
   }
   EXPECT_EQ(before, Snapshot());
@@ -472,8 +473,9 @@ TEST_F(ErrorsTest, MetadataAtItsLimitsIsAccepted) {
   json::object sixteen;
   for (int i = 0; i < 15; ++i) sixteen["k" + std::to_string(i)] = "v";
   sixteen[std::string(64, 'k')] = std::string(512, 'v');
-  HttpResponse r = client_.Post("/v1/conversations", alice_,
-                                Json({{"agent_id", agent_}, {"metadata", sixteen}}));
+  HttpResponse r =
+      client_.Post("/v1/conversations", alice_,
+                   Json({{"agent_id", agent_}, {"metadata", sixteen}}));
   ASSERT_EQ(201u, r.status) << r.body;
   EXPECT_EQ(json::value(sixteen), r.json().as_object()["metadata"]);
   r = client_.Post("/v1/conversations", alice_,
@@ -497,10 +499,11 @@ TEST_F(ErrorsTest, BodyOver1MiBIs413) {
       Json({{"role", "user"}, {"content", std::string(2 << 20, 'x')}});
   const std::string head = "POST /v1/conversations/" + conv_ +
                            "/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                           "Authorization: Bearer " + alice_ +
+                           "Authorization: Bearer " +
+                           alice_ +
                            "\r\nContent-Type: application/json\r\n"
-                           "Content-Length: " + std::to_string(body.size()) +
-                           "\r\n\r\n";
+                           "Content-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
   HttpResponse r = SendWhileReading(server_.port(), head, body);
   EXPECT_TRUE(IsError(r, 413, "payload_too_large"));
   EXPECT_EQ(before, Snapshot());
@@ -540,12 +543,14 @@ TEST_F(ErrorsTest, ErrorsNeverContainAFilePath) {
       client_.Get("/v1/conversations/conv-nope", alice_),
       client_.Get("/v1/conversations/" + conv_, bob_),
       client_.Get("/v1/conversations?after=***", alice_),
-      client_.Get("/v1/conversations/" + conv_ + "/messages?limit=5&after=msg-x",
-                  alice_),
+      client_.Get(
+          "/v1/conversations/" + conv_ + "/messages?limit=5&after=msg-x",
+          alice_),
       client_.Post("/v1/conversations", alice_, "{"),
       client_.Post("/v1/conversations", alice_, "{\"agent_id\":\"\xFF\"}"),
-      client_.Post("/v1/conversations", alice_,
-                   Json({{"agent_id", "0190c1e8-0000-7000-8000-000000000000"}})),
+      client_.Post(
+          "/v1/conversations", alice_,
+          Json({{"agent_id", "0190c1e8-0000-7000-8000-000000000000"}})),
       client_.Patch("/v1/conversations/" + conv_, alice_,
                     Json({{"title", "x"}}), {{"If-Match", "\"9\""}}),
       Send("PUT", "/v1/agents", "", {}),

@@ -67,8 +67,8 @@ std::string MessageBody(const std::string& content) {
                                    std::string_view type,
                                    std::optional<std::string_view> param) {
   if (r.status != status) {
-    return ::testing::AssertionFailure()
-           << "status " << r.status << ", want " << status << "; body " << r.body;
+    return ::testing::AssertionFailure() << "status " << r.status << ", want "
+                                         << status << "; body " << r.body;
   }
   if (r.header("Content-Type").rfind("application/json", 0) != 0) {
     return ::testing::AssertionFailure()
@@ -88,15 +88,38 @@ std::string MessageBody(const std::string& content) {
     return ::testing::AssertionFailure() << "malformed error body: " << r.body;
   }
   if (e.at("type") != json::value(type)) {
-    return ::testing::AssertionFailure()
-           << "type " << e.at("type") << ", want " << type << "; body " << r.body;
+    return ::testing::AssertionFailure() << "type " << e.at("type") << ", want "
+                                         << type << "; body " << r.body;
   }
-  if (param && (!e.at("param").is_string() || e.at("param").as_string() != *param)) {
+  if (param &&
+      (!e.at("param").is_string() || e.at("param").as_string() != *param)) {
     return ::testing::AssertionFailure()
            << "param " << e.at("param") << ", want " << *param << "; body "
            << r.body;
   }
   return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult IsUnauthenticated(const HttpResponse& r) {
+  ::testing::AssertionResult error = IsError(r, 401, "authentication_error");
+  if (!error) return error;
+  if (r.header("WWW-Authenticate").rfind("Bearer", 0) != 0) {
+    return ::testing::AssertionFailure()
+           << "WWW-Authenticate '" << r.header("WWW-Authenticate") << "'";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::set<std::string> AllowedMethods(const HttpResponse& r) {
+  std::set<std::string> methods;
+  std::istringstream in(r.header("Allow"));
+  std::string m;
+  while (std::getline(in, m, ',')) {
+    m.erase(0, m.find_first_not_of(' '));
+    m.erase(m.find_last_not_of(' ') + 1);
+    methods.insert(m);
+  }
+  return methods;
 }
 
 std::string ErrorField(const HttpResponse& r, std::string_view field) {
@@ -142,9 +165,9 @@ std::vector<json::value> AdminEvents(uint16_t port) {
   std::vector<json::value> out;
   HttpClient c(port);
   for (int i = 0; i < 1000; ++i) {
-    HttpResponse r = c.Get("/v1/admin/events?limit=10000&from=" +
-                               std::to_string(out.size() + 1),
-                           kAdmin);
+    HttpResponse r = c.Get(
+        "/v1/admin/events?limit=10000&from=" + std::to_string(out.size() + 1),
+        kAdmin);
     EXPECT_EQ(200u, r.status) << r.body;
     if (r.status != 200) break;
     json::value page = r.json();

@@ -72,6 +72,12 @@ std::string MessageBody(const std::string& content);
     const HttpResponse& r, unsigned status, std::string_view type,
     std::optional<std::string_view> param = std::nullopt);
 
+// An authentication failure: 401, the error body, `WWW-Authenticate: Bearer`.
+::testing::AssertionResult IsUnauthenticated(const HttpResponse& r);
+
+// The methods listed in an Allow header.
+std::set<std::string> AllowedMethods(const HttpResponse& r);
+
 // The error body's "param" or "code"; "null" for JSON null, "<none>" without
 // an error body, "<absent>" without the field.
 std::string ErrorField(const HttpResponse& r, std::string_view field);

@@ -35,7 +35,9 @@ int main(int argc, char** argv) {
 
   const int64_t now = http::NowMillis();
   uint64_t seq = 0;
-  auto uuid = [&] { return http::NewUuid(now + static_cast<int64_t>(seq++ / 1000)); };
+  auto uuid = [&] {
+    return http::NewUuid(now + static_cast<int64_t>(seq++ / 1000));
+  };
   const std::string content(200, 'x');
   EventMeta meta{"bench-user", "", now};
   auto start = std::chrono::steady_clock::now();
@@ -67,10 +69,12 @@ int main(int argc, char** argv) {
       Message m;
       m.id = "msg-" + uuid();
       m.conversation_id = conv.id;
-      m.role = in_conversation % 2 ? MessageRole::kAssistant : MessageRole::kUser;
+      m.role =
+          in_conversation % 2 ? MessageRole::kAssistant : MessageRole::kUser;
       m.content = content;
       m.created_at_ms = now;
-      events.push_back({MessagesStream(conv.id), std::nullopt, MessageAppended{m}});
+      events.push_back(
+          {MessagesStream(conv.id), std::nullopt, MessageAppended{m}});
       ++in_conversation;
     }
     auto appended = batch.Append(events, meta, uuid);
@@ -85,7 +89,9 @@ int main(int argc, char** argv) {
     }
     events.clear();
   }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   std::cout << "wrote " << (*log)->head() << " events in " << secs << " s\n";
   return 0;
 }

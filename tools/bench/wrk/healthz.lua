@@ -1,0 +1,2 @@
+-- GET /healthz: the HTTP ceiling of this very server.
+dofile("tools/bench/wrk/common.lua")
