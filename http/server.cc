@@ -267,6 +267,11 @@ void Accept(std::shared_ptr<Server::Shared> shared) {
           beast::error_code ignored;
           socket.close(ignored);
         } else {
+          // Responses go out in several writes (headers, then chunks of a
+          // streamed list); Nagle's algorithm would hold each small one back
+          // for the client's delayed ACK (about 40 ms).
+          beast::error_code ignored;
+          socket.set_option(tcp::no_delay(true), ignored);
           std::make_shared<Session>(std::move(socket), shared)->Start();
         }
         Accept(shared);

@@ -1,2 +1,3 @@
 -- GET /healthz: the HTTP ceiling of this very server.
 dofile("tools/bench/wrk/common.lua")
+wrk.path = "/healthz"
