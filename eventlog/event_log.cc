@@ -1,7 +1,10 @@
 #include "eventlog/event_log.h"
 
 #include <rocksdb/env.h>
+#include <rocksdb/cache.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <spdlog/spdlog.h>
 
@@ -36,6 +39,9 @@ uint64_t DecodeU64(std::string_view s) {
 }  // namespace
 
 namespace {
+
+constexpr size_t kMemtableBudgetBytes = 64 << 20;
+constexpr size_t kBlockCacheBytes = 32 << 20;
 
 // RocksDB's warnings and errors go to the server's log; its info chatter is
 // dropped. Nothing is written to a LOG file in the data dir: on a full disk,
@@ -89,6 +95,12 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   // The log is the record of truth: check every block we read.
   db_options.paranoid_checks = true;
   db_options.info_log = std::make_shared<RocksLogToSpdlog>();
+  // Bounded memory however many column families (each read-model generation
+  // adds seven): memtables share one budget and tables one block cache.
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes);
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
   if (options.create_if_missing && !options.read_only &&
       options.secondary_path.empty()) {
     // RocksDB logs an error when it opens a directory that does not exist
@@ -109,12 +121,15 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
              !options.secondary_path.empty()) {
     return Status::NotFound("no convstore data directory at " + dir);
   }
+  std::unique_ptr<EventLog> log(new EventLog());
+  log->cf_options_ = rocksdb::ColumnFamilyOptions(db_options);
+  log->cf_options_.table_factory.reset(
+      rocksdb::NewBlockBasedTableFactory(table_options));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : names) {
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(db_options));
+    descriptors.emplace_back(name, log->cf_options_);
   }
 
-  std::unique_ptr<EventLog> log(new EventLog());
   log->env_ = options.env;
   const bool secondary = !options.secondary_path.empty();
   log->read_only_ = options.read_only || secondary;
@@ -219,7 +234,7 @@ Result<rocksdb::ColumnFamilyHandle*> EventLog::CreateColumnFamily(
   if (read_only_) return Status::Unavailable("the log is open read-only");
   rocksdb::ColumnFamilyHandle* h = nullptr;
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(
-      db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), name, &h),
+      db_->CreateColumnFamily(cf_options_, name, &h),
       "create column family " + name));
   std::unique_lock lock(cfs_mu_);
   cfs_[name] = h;

@@ -125,6 +125,8 @@ class EventLog {
 
   std::shared_ptr<rocksdb::Env> env_;  // outlives db_
   std::unique_ptr<rocksdb::DB> db_;
+  // Options of every column family, those created later included.
+  rocksdb::ColumnFamilyOptions cf_options_;
   // Guards cfs_: column families are created and dropped while readers run.
   mutable std::shared_mutex cfs_mu_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;
