@@ -6,9 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <future>
+#include <thread>
+#include <vector>
 
 #include "projections/rebuild.h"
+#include "tests/support/api_assertions.h"
 #include "tests/support/faulty_fs.h"
+#include "tests/support/process.h"
 #include "tests/support/test_server.h"
 
 namespace convstore::testing {
@@ -27,14 +32,18 @@ class FsyncFailureTest : public ::testing::Test {
     server_ = std::make_unique<TestServer>(data_dir_, http::LiveKitConfig{},
                                            EnvOver(fs_));
     HttpClient c = server_->Client();
-    agent_ = Id(c.Post("/v1/agents", kKey, R"({"name":"a","instructions":"hi"})"));
+    agent_ =
+        Id(c.Post("/v1/agents", kKey, R"({"name":"a","instructions":"hi"})"));
     conv_ = Id(c.Post("/v1/conversations", kKey,
                       R"({"agent_id":")" + agent_ + R"("})"));
-    ASSERT_EQ(201u, c.Post(Messages(), kKey, R"({"role":"user","content":"kept"})")
-                        .status);
+    ASSERT_EQ(
+        201u,
+        c.Post(Messages(), kKey, R"({"role":"user","content":"kept"})").status);
   }
 
-  std::string Messages() const { return "/v1/conversations/" + conv_ + "/messages"; }
+  std::string Messages() const {
+    return "/v1/conversations/" + conv_ + "/messages";
+  }
 
   TempDir dir_;
   std::string data_dir_ = (dir_.path() / "data").string();
@@ -66,7 +75,9 @@ TEST_F(FsyncFailureTest, ReadsKeepWorkingAndReadyzSaysNotReady) {
   HttpClient c = server_->Client();
   ASSERT_EQ(200u, c.Get("/readyz", "").status);
   fs_->FailWalSyncs(true);
-  ASSERT_EQ(503u, c.Post(Messages(), kKey, R"({"role":"user","content":"x"})").status);
+  ASSERT_EQ(
+      503u,
+      c.Post(Messages(), kKey, R"({"role":"user","content":"x"})").status);
 
   EXPECT_EQ(503u, c.Get("/readyz", "").status);
   EXPECT_EQ(200u, c.Get("/healthz", "").status);
@@ -77,7 +88,8 @@ TEST_F(FsyncFailureTest, ReadsKeepWorkingAndReadyzSaysNotReady) {
   EXPECT_EQ(2u, messages.json().as_array().size());
 }
 
-TEST_F(FsyncFailureTest, AfterRestartTheStoreIsConsistentAndTheFailedWriteIsWhole) {
+TEST_F(FsyncFailureTest,
+       AfterRestartTheStoreIsConsistentAndTheFailedWriteIsWhole) {
   {
     HttpClient c = server_->Client();
     fs_->FailWalSyncs(true);
@@ -118,8 +130,68 @@ TEST_F(FsyncFailureTest, AfterRestartTheStoreIsConsistentAndTheFailedWriteIsWhol
     EXPECT_EQ("in doubt", items[2].at("content").as_string());
   }
   // And the restarted server takes writes again.
-  EXPECT_EQ(201u, c.Post(Messages(), kKey, R"({"role":"user","content":"again"})")
-                      .status);
+  EXPECT_EQ(
+      201u,
+      c.Post(Messages(), kKey, R"({"role":"user","content":"again"})").status);
+}
+
+// A disk that stalls: the writer waits in fsync. The I/O threads never do,
+// so reads go on; and a retry with the same Idempotency-Key while the first
+// request waits is told so (409), then replayed once the first is durable.
+using StalledSyncTest = FsyncFailureTest;
+
+TEST_F(StalledSyncTest, ReadsAreServedWhileWritesWaitForAStalledFsync) {
+  fs_->HoldWalSyncs(true);
+  // Eight writes on eight connections, spread over both I/O threads: if an
+  // I/O thread waited for the fsync, the reads below would wait too.
+  std::vector<std::future<unsigned>> writes;
+  for (int i = 0; i < 8; ++i) {
+    writes.push_back(std::async(std::launch::async, [this, i] {
+      HttpClient c = server_->Client();
+      return c
+          .Post(Messages(), kKey, MessageBody("stalled " + std::to_string(i)))
+          .status;
+    }));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return fs_->held_syncs() > 0; }, 5000));
+
+  HttpClient reader = server_->Client();
+  EXPECT_EQ(200u, reader.Get("/healthz", "").status);
+  EXPECT_EQ(200u, reader.Get("/v1/conversations/" + conv_, kKey).status);
+  HttpResponse messages = reader.Get(Messages(), kKey);
+  EXPECT_EQ(200u, messages.status);
+  // Nothing of the stalled writes is visible before it is durable.
+  EXPECT_EQ(2u, Parsed(messages).as_array().size()) << messages.body;
+
+  fs_->HoldWalSyncs(false);
+  for (auto& w : writes) EXPECT_EQ(201u, w.get());
+  EXPECT_EQ(10u, Parsed(reader.Get(Messages(), kKey)).as_array().size());
+}
+
+TEST_F(StalledSyncTest, ARetryWhileTheFirstRequestIsInFlightIs409ThenReplays) {
+  const std::vector<std::pair<std::string, std::string>> key = {
+      {"Idempotency-Key", "turn-7"}};
+  fs_->HoldWalSyncs(true);
+  auto first = std::async(std::launch::async, [&] {
+    HttpClient c = server_->Client();
+    return c.Post(Messages(), kKey, MessageBody("once"), key);
+  });
+  ASSERT_TRUE(WaitUntil([&] { return fs_->held_syncs() > 0; }, 5000));
+
+  HttpClient c = server_->Client();
+  HttpResponse retry = c.Post(Messages(), kKey, MessageBody("once"), key);
+  EXPECT_TRUE(IsError(retry, 409, "idempotency_error")) << retry.body;
+  EXPECT_EQ("idempotency_in_flight", ErrorCode(retry));
+
+  fs_->HoldWalSyncs(false);
+  HttpResponse original = first.get();
+  ASSERT_EQ(201u, original.status) << original.body;
+  HttpResponse replay = c.Post(Messages(), kKey, MessageBody("once"), key);
+  EXPECT_EQ(201u, replay.status);
+  EXPECT_EQ("true", replay.header("Idempotent-Replayed"));
+  EXPECT_EQ(original.body, replay.body);
+  // One message, not two.
+  EXPECT_EQ(3u, Parsed(c.Get(Messages(), kKey)).as_array().size());
 }
 
 }  // namespace

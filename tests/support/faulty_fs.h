@@ -1,14 +1,19 @@
 // FaultyFileSystem: a RocksDB FileSystem for tests that passes everything
-// through until told to fail, then fails every sync of the write-ahead log
-// (what an fsync error on a dying disk looks like to RocksDB).
-// Thread-safe: the switch is an atomic.
+// through until told otherwise. FailWalSyncs fails every sync of the
+// write-ahead log (what an fsync error on a dying disk looks like to
+// RocksDB); HoldWalSyncs makes every sync wait until released (a disk that
+// stalls), at most 20 s. Thread-safe: the switches are atomics and a
+// condition variable.
 #pragma once
 
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace convstore::testing {
@@ -21,10 +26,20 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
   void FailWalSyncs(bool fail) { fail_wal_syncs_ = fail; }
   uint64_t failed_syncs() const { return failed_syncs_; }
 
-  rocksdb::IOStatus NewWritableFile(const std::string& name,
-                                    const rocksdb::FileOptions& options,
-                                    std::unique_ptr<rocksdb::FSWritableFile>* file,
-                                    rocksdb::IODebugContext* dbg) override {
+  void HoldWalSyncs(bool hold) {
+    {
+      std::lock_guard<std::mutex> lock(hold_mu_);
+      hold_wal_syncs_ = hold;
+    }
+    hold_cv_.notify_all();
+  }
+  // Syncs waiting in HoldWalSyncs right now.
+  int held_syncs() const { return held_syncs_; }
+
+  rocksdb::IOStatus NewWritableFile(
+      const std::string& name, const rocksdb::FileOptions& options,
+      std::unique_ptr<rocksdb::FSWritableFile>* file,
+      rocksdb::IODebugContext* dbg) override {
     rocksdb::IOStatus s = target()->NewWritableFile(name, options, file, dbg);
     if (s.ok() && name.size() > 4 && name.substr(name.size() - 4) == ".log") {
       *file = std::make_unique<WalFile>(std::move(*file), this);
@@ -39,11 +54,13 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
         : FSWritableFileOwnerWrapper(std::move(file)), fs_(fs) {}
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& o,
                            rocksdb::IODebugContext* d) override {
+      fs_->WaitWhileHeld();
       if (fs_->fail_wal_syncs_) return Fail();
       return FSWritableFileOwnerWrapper::Sync(o, d);
     }
     rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o,
                             rocksdb::IODebugContext* d) override {
+      fs_->WaitWhileHeld();
       if (fs_->fail_wal_syncs_) return Fail();
       return FSWritableFileOwnerWrapper::Fsync(o, d);
     }
@@ -56,6 +73,18 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
     FaultyFileSystem* fs_;
   };
 
+  void WaitWhileHeld() {
+    std::unique_lock<std::mutex> lock(hold_mu_);
+    ++held_syncs_;
+    hold_cv_.wait_for(lock, std::chrono::seconds(20),
+                      [this] { return !hold_wal_syncs_; });
+    --held_syncs_;
+  }
+
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool hold_wal_syncs_ = false;
+  std::atomic<int> held_syncs_{0};
   std::atomic<bool> fail_wal_syncs_{false};
   std::atomic<uint64_t> failed_syncs_{0};
 };
