@@ -84,6 +84,20 @@ json::object ConversationToJson(const Conversation& c,
   return o;
 }
 
+std::string JoinJsonArray(const std::vector<std::string>& items) {
+  size_t size = 2 + items.size();
+  for (const std::string& item : items) size += item.size();
+  std::string out;
+  out.reserve(size);
+  out.push_back('[');
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    out += items[i];
+  }
+  out.push_back(']');
+  return out;
+}
+
 std::string RenderMessage(const Message& m) {
   json::object o;
   o["id"] = m.id;
@@ -126,8 +140,7 @@ Result<Versioned<Agent>> DecodeAgentRecord(std::string_view bytes) {
   return r;
 }
 
-std::string EncodeConversationRecord(const Conversation& c,
-                                     uint64_t revision) {
+std::string EncodeConversationRecord(const Conversation& c, uint64_t revision) {
   json::object o;
   o["rev"] = static_cast<int64_t>(revision);
   o["id"] = c.id;

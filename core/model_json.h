@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/model.h"
 #include "core/status.h"
@@ -25,6 +26,10 @@ boost::json::object ConversationToJson(const Conversation& conversation,
 
 // {id, conversation_id, role, content, created_at}, serialized.
 std::string RenderMessage(const Message& message);
+
+// A JSON array of items that are already JSON text (stored rendered
+// messages): joined, never parsed again.
+std::string JoinJsonArray(const std::vector<std::string>& items);
 
 // Read-model records: a value and its stream revision.
 std::string EncodeAgentRecord(const Agent& agent, uint64_t revision);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 #include <chrono>
@@ -17,8 +18,6 @@
 #include "eventlog/event_json.h"
 #include "projections/rebuild.h"
 
-#include <boost/asio/post.hpp>
-
 namespace convstore::http {
 namespace {
 
@@ -31,13 +30,16 @@ std::string ETag(uint64_t revision) {
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -96,15 +98,18 @@ Result<std::string> DecodeCursor(std::string_view cursor,
   return *id;
 }
 
-std::string QueryString(const std::vector<std::pair<std::string, std::string>>& params) {
+std::string QueryString(
+    const std::vector<std::pair<std::string, std::string>>& params) {
   urls::url u;
   for (const auto& [k, v] : params) u.params().append({k, v});
   return std::string(u.encoded_query());
 }
 
-std::string NextLink(std::string_view path,
-                     const std::vector<std::pair<std::string, std::string>>& params) {
-  return "<" + std::string(path) + "?" + QueryString(params) + ">; rel=\"next\"";
+std::string NextLink(
+    std::string_view path,
+    const std::vector<std::pair<std::string, std::string>>& params) {
+  return "<" + std::string(path) + "?" + QueryString(params) +
+         ">; rel=\"next\"";
 }
 
 // The agent or conversation an id names, read through `batch` when given.
@@ -128,15 +133,15 @@ Result<Versioned<T>> Visible(Result<std::optional<Versioned<T>>> loaded,
                              const Actor& actor, std::string_view what) {
   if (!loaded.ok()) return loaded.status();
   std::optional<Versioned<T>>& v = *loaded;
-  CONVSTORE_RETURN_IF_ERROR(CheckAccess(
-      v.has_value(), v ? v->value.created_by : "", actor, what));
+  CONVSTORE_RETURN_IF_ERROR(
+      CheckAccess(v.has_value(), v ? v->value.created_by : "", actor, what));
   return std::move(*v);
 }
 
 struct RequestCtx {
   ApiRequest request;
   std::shared_ptr<std::string> route;  // route template, for metrics
-  std::vector<std::string> segments;  // decoded path segments
+  std::vector<std::string> segments;   // decoded path segments
   std::string path;
   std::map<std::string, std::string> query;
   Actor actor;
@@ -163,10 +168,11 @@ class App::Handlers {
     if (!ctx.request.idempotency_key) {
       return respond(ErrorResponse(status));
     }
-    Write(ctx,
-          [status](LogBatch&, const DecideContext&,
-                   const EventMeta&) -> Result<ApiResponse> { return status; },
-          std::move(respond));
+    Write(
+        ctx,
+        [status](LogBatch&, const DecideContext&,
+                 const EventMeta&) -> Result<ApiResponse> { return status; },
+        std::move(respond));
   }
 
   // The stored response for a retried Idempotency-Key, or 422 when the
@@ -193,18 +199,25 @@ class App::Handlers {
   void ListAgents(const RequestCtx& ctx, Respond respond);
   void CreateAgent(const RequestCtx& ctx, Respond respond);
   void GetAgent(const RequestCtx& ctx, const std::string& id, Respond respond);
-  void UpdateAgent(const RequestCtx& ctx, const std::string& id, Respond respond);
-  void DeleteAgent(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void UpdateAgent(const RequestCtx& ctx, const std::string& id,
+                   Respond respond);
+  void DeleteAgent(const RequestCtx& ctx, const std::string& id,
+                   Respond respond);
   void ListConversations(const RequestCtx& ctx, Respond respond);
   void CreateConversation(const RequestCtx& ctx, Respond respond);
-  void GetConversation(const RequestCtx& ctx, const std::string& id, Respond respond);
-  void UpdateConversation(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void GetConversation(const RequestCtx& ctx, const std::string& id,
+                       Respond respond);
+  void UpdateConversation(const RequestCtx& ctx, const std::string& id,
+                          Respond respond);
   void NewToken(const RequestCtx& ctx, const std::string& id, Respond respond);
-  void ListMessages(const RequestCtx& ctx, const std::string& id, Respond respond);
-  void AppendMessage(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void ListMessages(const RequestCtx& ctx, const std::string& id,
+                    Respond respond);
+  void AppendMessage(const RequestCtx& ctx, const std::string& id,
+                     Respond respond);
   void CreateApiKey(const RequestCtx& ctx, Respond respond);
   void ListApiKeys(const RequestCtx& ctx, Respond respond);
-  void RevokeApiKey(const RequestCtx& ctx, const std::string& id, Respond respond);
+  void RevokeApiKey(const RequestCtx& ctx, const std::string& id,
+                    Respond respond);
   void ListEvents(const RequestCtx& ctx, Respond respond);
   void CreateBackup(const RequestCtx& ctx, Respond respond);
   ApiResponse ProjectionsStatus(unsigned status) const;
@@ -226,7 +239,8 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   for (const auto& cf : IdempotencyStore::ColumnFamilies()) {
     options.extra_column_families.push_back(cf);
   }
-  CONVSTORE_ASSIGN_OR_RETURN(app->log_, EventLog::Open(config.data_dir, options));
+  CONVSTORE_ASSIGN_OR_RETURN(app->log_,
+                             EventLog::Open(config.data_dir, options));
   CONVSTORE_RETURN_IF_ERROR(DropStaleGenerations(*app->log_));
   std::shared_ptr<ReadModels> read_models;
   CONVSTORE_ASSIGN_OR_RETURN(read_models, OpenActiveReadModels(*app->log_));
@@ -299,7 +313,8 @@ void App::RunRebuild() {
       rebuild_.error = s.message();
       spdlog::error("online rebuild failed: {}", s.ToString());
     } else {
-      spdlog::info("online rebuild done: read models now {}", rebuild_.to_generation);
+      spdlog::info("online rebuild done: read models now {}",
+                   rebuild_.to_generation);
     }
   };
   Status s = DropGeneration(*log_, next);  // leftovers are not trusted
@@ -347,7 +362,8 @@ void App::RunRebuild() {
   }
   if (old.expired()) {
     Status dropped = DropGeneration(*log_, old_prefix);
-    if (!dropped.ok()) spdlog::warn("dropping {}: {}", old_prefix, dropped.ToString());
+    if (!dropped.ok())
+      spdlog::warn("dropping {}: {}", old_prefix, dropped.ToString());
   }
 }
 
@@ -379,7 +395,8 @@ void App::Handle(ApiRequest request, Respond respond) {
   RequestCtx ctx;
   auto parsed = urls::parse_origin_form(request.target);
   if (!parsed) {
-    respond(ErrorResponse(Status::InvalidArgument("Malformed request target.")));
+    respond(
+        ErrorResponse(Status::InvalidArgument("Malformed request target.")));
     return;
   }
   ctx.path = std::string(parsed->path());
@@ -392,9 +409,9 @@ void App::Handle(ApiRequest request, Respond respond) {
   auto start = std::chrono::steady_clock::now();
   Respond measured = [this, route = ctx.route, method = ctx.request.method,
                       start, respond = std::move(respond)](ApiResponse r) {
-    double seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     request_metrics_.Record(method, *route, r.status, seconds);
     respond(std::move(r));
   };
@@ -416,10 +433,12 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
     respond(std::move(r));
   };
 
-  if (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz" || s[0] == "metrics")) {
+  if (s.size() == 1 &&
+      (s[0] == "healthz" || s[0] == "readyz" || s[0] == "metrics")) {
     *ctx.route = "/" + s[0];
     if (m != "GET" && m != "HEAD") return method_not_allowed("GET, HEAD");
-    if (s[0] == "healthz") return respond(JsonResponse(200, {{"status", "ok"}}));
+    if (s[0] == "healthz")
+      return respond(JsonResponse(200, {{"status", "ok"}}));
     if (s[0] == "metrics") return respond(Metrics());
     if (app_.ready()) return respond(JsonResponse(200, {{"status", "ready"}}));
     return respond(ErrorResponse(Status::Unavailable("Not ready.")));
@@ -474,9 +493,12 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
   }
   if (s.size() == 3 && s[1] == "agents") {
     return dispatch("GET, PATCH, DELETE", [&] {
-      if (m == "GET") GetAgent(ctx, s[2], respond);
-      else if (m == "PATCH") UpdateAgent(ctx, s[2], respond);
-      else DeleteAgent(ctx, s[2], respond);
+      if (m == "GET")
+        GetAgent(ctx, s[2], respond);
+      else if (m == "PATCH")
+        UpdateAgent(ctx, s[2], respond);
+      else
+        DeleteAgent(ctx, s[2], respond);
     });
   }
   if (s.size() == 2 && s[1] == "conversations") {
@@ -597,7 +619,8 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
       sr.request_hash = hash;
       sr.status = outcome->status;
       sr.created_at_ms = dctx.now_ms;
-      if (const std::string* h = outcome->FindHeader("Location")) sr.location = *h;
+      if (const std::string* h = outcome->FindHeader("Location"))
+        sr.location = *h;
       if (const std::string* h = outcome->FindHeader("ETag")) sr.etag = *h;
       sr.body = outcome->body;
       if (outcome->token_spec || outcome->body_has_secret_key) {
@@ -719,9 +742,11 @@ void App::Handlers::ListAgents(const RequestCtx& ctx, Respond respond) {
   for (const auto& a : page->items) items.push_back(AgentToJson(a.value));
   ApiResponse r = JsonResponse(200, items);
   if (page->has_more) {
-    r.AddHeader("Link", NextLink("/v1/agents",
-                                 {{"limit", std::to_string(q.limit)},
-                                  {"after", EncodeCursor(page->items.back().value.id)}}));
+    r.AddHeader(
+        "Link",
+        NextLink("/v1/agents",
+                 {{"limit", std::to_string(q.limit)},
+                  {"after", EncodeCursor(page->items.back().value.id)}}));
   }
   respond(std::move(r));
 }
@@ -729,24 +754,26 @@ void App::Handlers::ListAgents(const RequestCtx& ctx, Respond respond) {
 void App::Handlers::CreateAgent(const RequestCtx& ctx, Respond respond) {
   auto req = ParseCreateAgent(ctx.request.body);
   if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
-  Write(ctx,
-        [req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
-                                      const EventMeta& meta) -> Result<ApiResponse> {
-          Decision<Agent> d;
-          CONVSTORE_ASSIGN_OR_RETURN(d, DecideCreateAgent(req, dctx));
-          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
-          ApiResponse r = JsonResponse(201, AgentToJson(d.result));
-          r.AddHeader("Location", "/v1/agents/" + d.result.id);
-          r.AddHeader("ETag", ETag(d.revision));
-          return r;
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
+                              const EventMeta& meta) -> Result<ApiResponse> {
+        Decision<Agent> d;
+        CONVSTORE_ASSIGN_OR_RETURN(d, DecideCreateAgent(req, dctx));
+        CONVSTORE_RETURN_IF_ERROR(
+            batch.Append(d.events, meta, dctx.new_uuid).status());
+        ApiResponse r = JsonResponse(201, AgentToJson(d.result));
+        r.AddHeader("Location", "/v1/agents/" + d.result.id);
+        r.AddHeader("ETag", ETag(d.revision));
+        return r;
+      },
+      std::move(respond));
 }
 
 void App::Handlers::GetAgent(const RequestCtx& ctx, const std::string& id,
                              Respond respond) {
-  auto agent = Visible(LoadAgent(*app_.read_models(), id, nullptr), ctx.actor,
-                       "Agent");
+  auto agent =
+      Visible(LoadAgent(*app_.read_models(), id, nullptr), ctx.actor, "Agent");
   if (!agent.ok()) return respond(ErrorResponse(agent.status()));
   ApiResponse r = JsonResponse(200, AgentToJson(agent->value));
   r.AddHeader("ETag", ETag(agent->revision));
@@ -758,43 +785,51 @@ void App::Handlers::UpdateAgent(const RequestCtx& ctx, const std::string& id,
   auto req = ParseUpdateAgent(ctx.request.body);
   if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
-  Write(ctx,
-        [this, id, if_match, req = std::move(*req)](
-            LogBatch& batch, const DecideContext& dctx,
-            const EventMeta& meta) -> Result<ApiResponse> {
-          std::optional<Versioned<Agent>> cur;
-          CONVSTORE_ASSIGN_OR_RETURN(cur, LoadAgent(*app_.read_models(), id, &batch));
-          Decision<Agent> d;
-          CONVSTORE_ASSIGN_OR_RETURN(d, DecideUpdateAgent(req, cur, if_match, dctx));
-          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
-          ApiResponse r = JsonResponse(200, AgentToJson(d.result));
-          r.AddHeader("ETag", ETag(d.revision));
-          return r;
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [this, id, if_match, req = std::move(*req)](
+          LogBatch& batch, const DecideContext& dctx,
+          const EventMeta& meta) -> Result<ApiResponse> {
+        std::optional<Versioned<Agent>> cur;
+        CONVSTORE_ASSIGN_OR_RETURN(cur,
+                                   LoadAgent(*app_.read_models(), id, &batch));
+        Decision<Agent> d;
+        CONVSTORE_ASSIGN_OR_RETURN(d,
+                                   DecideUpdateAgent(req, cur, if_match, dctx));
+        CONVSTORE_RETURN_IF_ERROR(
+            batch.Append(d.events, meta, dctx.new_uuid).status());
+        ApiResponse r = JsonResponse(200, AgentToJson(d.result));
+        r.AddHeader("ETag", ETag(d.revision));
+        return r;
+      },
+      std::move(respond));
 }
 
 void App::Handlers::DeleteAgent(const RequestCtx& ctx, const std::string& id,
                                 Respond respond) {
   std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
-  Write(ctx,
-        [this, id, if_match](LogBatch& batch, const DecideContext& dctx,
-                             const EventMeta& meta) -> Result<ApiResponse> {
-          std::optional<Versioned<Agent>> cur;
-          CONVSTORE_ASSIGN_OR_RETURN(cur, LoadAgent(*app_.read_models(), id, &batch));
-          Decision<Agent> d;
-          CONVSTORE_ASSIGN_OR_RETURN(d, DecideDeleteAgent(cur, if_match, dctx));
-          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
-          ApiResponse r;
-          r.status = 204;
-          r.content_type.clear();
-          r.AddHeader("ETag", ETag(d.revision));
-          return r;
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [this, id, if_match](LogBatch& batch, const DecideContext& dctx,
+                           const EventMeta& meta) -> Result<ApiResponse> {
+        std::optional<Versioned<Agent>> cur;
+        CONVSTORE_ASSIGN_OR_RETURN(cur,
+                                   LoadAgent(*app_.read_models(), id, &batch));
+        Decision<Agent> d;
+        CONVSTORE_ASSIGN_OR_RETURN(d, DecideDeleteAgent(cur, if_match, dctx));
+        CONVSTORE_RETURN_IF_ERROR(
+            batch.Append(d.events, meta, dctx.new_uuid).status());
+        ApiResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        r.AddHeader("ETag", ETag(d.revision));
+        return r;
+      },
+      std::move(respond));
 }
 
-// ---------------------------------------------------------------- conversations
+// ----------------------------------------------------------------
+// conversations
 
 void App::Handlers::ListConversations(const RequestCtx& ctx, Respond respond) {
   ListQuery q;
@@ -839,38 +874,42 @@ void App::Handlers::ListConversations(const RequestCtx& ctx, Respond respond) {
 void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
   auto req = ParseCreateConversation(ctx.request.body);
   if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
-  Write(ctx,
-        [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
-                                      const EventMeta& meta) -> Result<ApiResponse> {
-          std::optional<Versioned<Agent>> agent;
-          CONVSTORE_ASSIGN_OR_RETURN(
-              agent, LoadAgent(*app_.read_models(), req.agent_id, &batch));
-          Result<Decision<Conversation>> d =
-              DecideCreateConversation(req, agent, dctx);
-          if (!d.ok()) {
-            Status s = d.status();
-            if (s.kind() == ErrorKind::kNotFound) {
-              return Status::NotFound("Agent not found.", "agent_id");
-            }
-            if (s.kind() == ErrorKind::kPermissionDenied) {
-              return Status::PermissionDenied("Not authorized to use this agent.");
-            }
-            return s;
+  Write(
+      ctx,
+      [this, req = std::move(*req)](
+          LogBatch& batch, const DecideContext& dctx,
+          const EventMeta& meta) -> Result<ApiResponse> {
+        std::optional<Versioned<Agent>> agent;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            agent, LoadAgent(*app_.read_models(), req.agent_id, &batch));
+        Result<Decision<Conversation>> d =
+            DecideCreateConversation(req, agent, dctx);
+        if (!d.ok()) {
+          Status s = d.status();
+          if (s.kind() == ErrorKind::kNotFound) {
+            return Status::NotFound("Agent not found.", "agent_id");
           }
-          CONVSTORE_RETURN_IF_ERROR(batch.Append(d->events, meta, dctx.new_uuid).status());
-          const Conversation& c = d->result;
-          ApiResponse r = ConversationResponse(
-              201, c, d->revision,
-              TokenSpec{c.id, c.id, agent->value.dispatch_name},
-              dctx.actor.user_id);
-          r.AddHeader("Location", "/v1/conversations/" + c.id);
-          return r;
-        },
-        std::move(respond));
+          if (s.kind() == ErrorKind::kPermissionDenied) {
+            return Status::PermissionDenied(
+                "Not authorized to use this agent.");
+          }
+          return s;
+        }
+        CONVSTORE_RETURN_IF_ERROR(
+            batch.Append(d->events, meta, dctx.new_uuid).status());
+        const Conversation& c = d->result;
+        ApiResponse r = ConversationResponse(
+            201, c, d->revision,
+            TokenSpec{c.id, c.id, agent->value.dispatch_name},
+            dctx.actor.user_id);
+        r.AddHeader("Location", "/v1/conversations/" + c.id);
+        return r;
+      },
+      std::move(respond));
 }
 
-void App::Handlers::GetConversation(const RequestCtx& ctx, const std::string& id,
-                                    Respond respond) {
+void App::Handlers::GetConversation(const RequestCtx& ctx,
+                                    const std::string& id, Respond respond) {
   auto c = Visible(LoadConversation(*app_.read_models(), id, nullptr),
                    ctx.actor, "Conversation");
   if (!c.ok()) return respond(ErrorResponse(c.status()));
@@ -882,52 +921,55 @@ void App::Handlers::UpdateConversation(const RequestCtx& ctx,
   auto req = ParseUpdateConversation(ctx.request.body);
   if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
   std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
-  Write(ctx,
-        [this, id, if_match, req = std::move(*req)](
-            LogBatch& batch, const DecideContext& dctx,
-            const EventMeta& meta) -> Result<ApiResponse> {
-          std::optional<Versioned<Conversation>> cur;
-          CONVSTORE_ASSIGN_OR_RETURN(
-              cur, LoadConversation(*app_.read_models(), id, &batch));
-          Decision<Conversation> d;
-          CONVSTORE_ASSIGN_OR_RETURN(
-              d, DecideUpdateConversation(req, cur, if_match, dctx));
-          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
-          return ConversationResponse(200, d.result, d.revision);
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [this, id, if_match, req = std::move(*req)](
+          LogBatch& batch, const DecideContext& dctx,
+          const EventMeta& meta) -> Result<ApiResponse> {
+        std::optional<Versioned<Conversation>> cur;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            cur, LoadConversation(*app_.read_models(), id, &batch));
+        Decision<Conversation> d;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            d, DecideUpdateConversation(req, cur, if_match, dctx));
+        CONVSTORE_RETURN_IF_ERROR(
+            batch.Append(d.events, meta, dctx.new_uuid).status());
+        return ConversationResponse(200, d.result, d.revision);
+      },
+      std::move(respond));
 }
 
 void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
                              Respond respond) {
-  Write(ctx,
-        [this, id](LogBatch& batch, const DecideContext& dctx,
-                   const EventMeta&) -> Result<ApiResponse> {
-          Versioned<Conversation> c;
-          CONVSTORE_ASSIGN_OR_RETURN(
-              c, Visible(LoadConversation(*app_.read_models(), id, &batch),
-                         dctx.actor, "Conversation"));
-          if (c.value.status != ConversationStatus::kActive) {
-            return Status::Conflict("Conversation is " +
-                                        std::string(ToString(c.value.status)) +
-                                        "; tokens are issued only for an "
-                                        "active conversation.",
-                                    "conversation_not_active");
-          }
-          std::optional<Versioned<Agent>> agent;
-          CONVSTORE_ASSIGN_OR_RETURN(
-              agent, app_.read_models()->GetAgent(c.value.agent_id, &batch));
-          json::object body;
-          body["room_name"] = c.value.id;
-          body["room_url"] = RoomUrl(c.value.id);
-          return WithToken(
-              201, std::move(body),
-              TokenSpec{c.value.id, c.value.id,
-                        agent ? agent->value.dispatch_name : std::nullopt,
-                        /*with_expiry=*/true},
-              dctx.actor.user_id);
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [this, id](LogBatch& batch, const DecideContext& dctx,
+                 const EventMeta&) -> Result<ApiResponse> {
+        Versioned<Conversation> c;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            c, Visible(LoadConversation(*app_.read_models(), id, &batch),
+                       dctx.actor, "Conversation"));
+        if (c.value.status != ConversationStatus::kActive) {
+          return Status::Conflict("Conversation is " +
+                                      std::string(ToString(c.value.status)) +
+                                      "; tokens are issued only for an "
+                                      "active conversation.",
+                                  "conversation_not_active");
+        }
+        std::optional<Versioned<Agent>> agent;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            agent, app_.read_models()->GetAgent(c.value.agent_id, &batch));
+        json::object body;
+        body["room_name"] = c.value.id;
+        body["room_url"] = RoomUrl(c.value.id);
+        return WithToken(
+            201, std::move(body),
+            TokenSpec{c.value.id, c.value.id,
+                      agent ? agent->value.dispatch_name : std::nullopt,
+                      /*with_expiry=*/true},
+            dctx.actor.user_id);
+      },
+      std::move(respond));
 }
 
 // ---------------------------------------------------------------- messages
@@ -935,12 +977,13 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
 void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
                                  Respond respond) {
   std::shared_ptr<ReadModels> rm = app_.read_models();
-  auto c = Visible(LoadConversation(*rm, id, nullptr), ctx.actor,
-                   "Conversation");
+  auto c =
+      Visible(LoadConversation(*rm, id, nullptr), ctx.actor, "Conversation");
   if (!c.ok()) return respond(ErrorResponse(c.status()));
 
   auto after_it = ctx.query.find("after");
-  if (ctx.query.find("limit") == ctx.query.end() && after_it == ctx.query.end()) {
+  if (ctx.query.find("limit") == ctx.query.end() &&
+      after_it == ctx.query.end()) {
     ApiResponse r;
     r.stream = rm->StreamMessages(id);
     return respond(std::move(r));
@@ -953,12 +996,7 @@ void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
   if (!page.ok()) return respond(ErrorResponse(page.status()));
   ApiResponse r;
   r.status = 200;
-  r.body = "[";
-  for (size_t i = 0; i < page->items.size(); ++i) {
-    if (i) r.body.push_back(',');
-    r.body += page->items[i];
-  }
-  r.body.push_back(']');
+  r.body = JoinJsonArray(page->items);
   if (page->has_more) {
     json::value last = json::parse(page->items.back());
     std::string last_id(last.as_object()["id"].as_string());
@@ -973,22 +1011,24 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
                                   Respond respond) {
   auto req = ParseAppendMessage(ctx.request.body);
   if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
-  Write(ctx,
-        [this, id, req = std::move(*req)](LogBatch& batch,
-                                          const DecideContext& dctx,
-                                          const EventMeta& meta) -> Result<ApiResponse> {
-          std::optional<Versioned<Conversation>> c;
-          CONVSTORE_ASSIGN_OR_RETURN(
-              c, LoadConversation(*app_.read_models(), id, &batch));
-          Decision<Message> d;
-          CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
-          CONVSTORE_RETURN_IF_ERROR(batch.Append(d.events, meta, dctx.new_uuid).status());
-          ApiResponse r;
-          r.status = 201;
-          r.body = RenderMessage(d.result);
-          return r;
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [this, id, req = std::move(*req)](
+          LogBatch& batch, const DecideContext& dctx,
+          const EventMeta& meta) -> Result<ApiResponse> {
+        std::optional<Versioned<Conversation>> c;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            c, LoadConversation(*app_.read_models(), id, &batch));
+        Decision<Message> d;
+        CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
+        CONVSTORE_RETURN_IF_ERROR(
+            batch.Append(d.events, meta, dctx.new_uuid).status());
+        ApiResponse r;
+        r.status = 201;
+        r.body = RenderMessage(d.result);
+        return r;
+      },
+      std::move(respond));
 }
 
 // ---------------------------------------------------------------- admin
@@ -996,17 +1036,19 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
 void App::Handlers::CreateApiKey(const RequestCtx& ctx, Respond respond) {
   auto req = ParseCreateApiKey(ctx.request.body);
   if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
-  Write(ctx,
-        [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
-                                      const EventMeta&) -> Result<ApiResponse> {
-          std::string key = NewApiKeyText();
-          ApiKeyRecord rec = app_.keys_->Create(batch, key, req.user_id, req.role,
-                                                dctx.now_ms, "key_" + dctx.new_uuid());
-          ApiResponse r = JsonResponse(201, ApiKeyToJson(rec, &key));
-          r.body_has_secret_key = true;
-          return r;
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
+                                    const EventMeta&) -> Result<ApiResponse> {
+        std::string key = NewApiKeyText();
+        ApiKeyRecord rec =
+            app_.keys_->Create(batch, key, req.user_id, req.role, dctx.now_ms,
+                               "key_" + dctx.new_uuid());
+        ApiResponse r = JsonResponse(201, ApiKeyToJson(rec, &key));
+        r.body_has_secret_key = true;
+        return r;
+      },
+      std::move(respond));
 }
 
 void App::Handlers::ListApiKeys(const RequestCtx&, Respond respond) {
@@ -1019,16 +1061,17 @@ void App::Handlers::ListApiKeys(const RequestCtx&, Respond respond) {
 
 void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
                                  Respond respond) {
-  Write(ctx,
-        [this, id](LogBatch& batch, const DecideContext& dctx,
-                   const EventMeta&) -> Result<ApiResponse> {
-          CONVSTORE_RETURN_IF_ERROR(app_.keys_->Revoke(batch, id, dctx.now_ms));
-          ApiResponse r;
-          r.status = 204;
-          r.content_type.clear();
-          return r;
-        },
-        std::move(respond));
+  Write(
+      ctx,
+      [this, id](LogBatch& batch, const DecideContext& dctx,
+                 const EventMeta&) -> Result<ApiResponse> {
+        CONVSTORE_RETURN_IF_ERROR(app_.keys_->Revoke(batch, id, dctx.now_ms));
+        ApiResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        return r;
+      },
+      std::move(respond));
 }
 
 void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
@@ -1059,10 +1102,11 @@ void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
     r.body = std::move(body);
     if (events->size() == n && !events->empty() &&
         events->back().position < app_.log_->head()) {
-      r.AddHeader("Link",
-                  NextLink("/v1/admin/events",
-                           {{"from", std::to_string(events->back().position + 1)},
-                            {"limit", std::to_string(n)}}));
+      r.AddHeader(
+          "Link",
+          NextLink("/v1/admin/events",
+                   {{"from", std::to_string(events->back().position + 1)},
+                    {"limit", std::to_string(n)}}));
     }
     return r;
   });
@@ -1071,9 +1115,8 @@ void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
 void App::Handlers::CreateBackup(const RequestCtx& ctx, Respond respond) {
   boost::system::error_code ec;
   json::value body = json::parse(ctx.request.body, ec);
-  const json::value* dir = ec || !body.is_object()
-                               ? nullptr
-                               : body.as_object().if_contains("dir");
+  const json::value* dir =
+      ec || !body.is_object() ? nullptr : body.as_object().if_contains("dir");
   if (dir == nullptr || !dir->is_string() || dir->as_string().empty() ||
       dir->as_string()[0] != '/') {
     return respond(ErrorResponse(Status::InvalidArgument(
@@ -1105,14 +1148,14 @@ ApiResponse App::Handlers::ProjectionsStatus(unsigned status) const {
   auto time_or_null = [](int64_t ms) {
     return ms ? json::value(FormatRfc3339Millis(ms)) : json::value(nullptr);
   };
-  json::object rebuild{{"state", r.state},
-                       {"from_generation", r.from_generation},
-                       {"to_generation", r.to_generation},
-                       {"started_at", time_or_null(r.started_at_ms)},
-                       {"finished_at", time_or_null(r.finished_at_ms)},
-                       {"events", r.events},
-                       {"error", r.error.empty() ? json::value(nullptr)
-                                                 : json::value(r.error)}};
+  json::object rebuild{
+      {"state", r.state},
+      {"from_generation", r.from_generation},
+      {"to_generation", r.to_generation},
+      {"started_at", time_or_null(r.started_at_ms)},
+      {"finished_at", time_or_null(r.finished_at_ms)},
+      {"events", r.events},
+      {"error", r.error.empty() ? json::value(nullptr) : json::value(r.error)}};
   json::object read_model{{"name", "conversations"},
                           {"generation", rm->prefix()},
                           {"checkpoint", *checkpoint},
@@ -1127,10 +1170,15 @@ ApiResponse App::Handlers::ProjectionsStatus(unsigned status) const {
 ApiResponse App::Handlers::Metrics() const {
   const WriterStats& w = app_.writer_stats();
   std::string out;
-  out += "# HELP convstore_log_head_position Position of the last committed event.\n";
+  out +=
+      "# HELP convstore_log_head_position Position of the last committed "
+      "event.\n";
   out += "# TYPE convstore_log_head_position gauge\n";
-  out += "convstore_log_head_position " + std::to_string(app_.log_->head()) + "\n";
-  out += "# HELP convstore_append_batch_size Commands committed per synced write.\n";
+  out +=
+      "convstore_log_head_position " + std::to_string(app_.log_->head()) + "\n";
+  out +=
+      "# HELP convstore_append_batch_size Commands committed per synced "
+      "write.\n";
   out += "# TYPE convstore_append_batch_size histogram\n";
   uint64_t cumulative = 0;
   for (size_t i = 0; i < WriterStats::kBuckets; ++i) {
@@ -1141,19 +1189,26 @@ ApiResponse App::Handlers::Metrics() const {
     out += "convstore_append_batch_size_bucket{le=\"" + le + "\"} " +
            std::to_string(cumulative) + "\n";
   }
-  out += "convstore_append_batch_size_sum " + std::to_string(w.commands.load()) + "\n";
-  out += "convstore_append_batch_size_count " + std::to_string(w.groups.load()) + "\n";
-  out += "# HELP convstore_fsync_seconds_total Time spent in synced log writes.\n";
+  out += "convstore_append_batch_size_sum " +
+         std::to_string(w.commands.load()) + "\n";
+  out += "convstore_append_batch_size_count " +
+         std::to_string(w.groups.load()) + "\n";
+  out +=
+      "# HELP convstore_fsync_seconds_total Time spent in synced log writes.\n";
   out += "# TYPE convstore_fsync_seconds_total counter\n";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6f", w.commit_micros_total.load() / 1e6);
   out += "convstore_fsync_seconds_total " + std::string(buf) + "\n";
   auto checkpoint = app_.read_models()->Checkpoint();
   if (checkpoint.ok()) {
-    out += "# HELP convstore_read_model_lag_events Events in the log not yet in the read models.\n";
+    out +=
+        "# HELP convstore_read_model_lag_events Events in the log not yet in "
+        "the read models.\n";
     out += "# TYPE convstore_read_model_lag_events gauge\n";
     out += "convstore_read_model_lag_events " +
-           std::to_string(app_.log_->head() - std::min(*checkpoint, app_.log_->head())) + "\n";
+           std::to_string(app_.log_->head() -
+                          std::min(*checkpoint, app_.log_->head())) +
+           "\n";
   }
   out += app_.request_metrics_.Render();
   ApiResponse r;

@@ -8,6 +8,7 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -160,6 +161,23 @@ TEST(SlowClientsTest, PipelinedRequestsAreAnsweredInOrder) {
     ASSERT_NE(std::string::npos, name) << "answer " << i << " out of order";
     at = name;
   }
+}
+
+TEST(SlowClientsTest, AZeroReadTimeoutOrConnectionCapIsRefusedAtStart) {
+  TempDir dir;
+  const std::string data = (dir.path() / "data").string();
+  for (const std::vector<std::string>& flag :
+       {std::vector<std::string>{"--read-timeout", "0"},
+        std::vector<std::string>{"--max-connections", "0"}}) {
+    std::vector<std::string> args = {"serve", "--listen", "127.0.0.1:0",
+                                     "--data-dir", data};
+    args.insert(args.end(), flag.begin(), flag.end());
+    CommandResult r = RunConvstore(args, {}, 20000);
+    EXPECT_NE(0, r.exit_code) << Describe(r);
+    EXPECT_FALSE(r.timed_out) << "the server started with " << flag[0] << " 0";
+    EXPECT_NE(std::string::npos, r.err.find(flag[0])) << Describe(r);
+  }
+  EXPECT_FALSE(std::filesystem::exists(data)) << "a refused start made a store";
 }
 
 }  // namespace
