@@ -43,6 +43,39 @@ Result<json::object> ParseRecord(std::string_view bytes) {
   return std::move(v.as_object());
 }
 
+// The fields of ConversationToJson before room_url, in order.
+json::object ConversationJsonHead(const Conversation& c) {
+  json::object o;
+  o["id"] = c.id;
+  o["agent_id"] = c.agent_id;
+  o["title"] = c.title;
+  o["created_at"] = FormatRfc3339Millis(c.created_at_ms);
+  o["updated_at"] = FormatRfc3339Millis(c.updated_at_ms);
+  o["created_by"] = c.created_by;
+  o["status"] = ToString(c.status);
+  o["room_name"] = c.id;
+  return o;
+}
+
+void PutField(std::string_view field, std::string& out) {
+  const uint32_t n = static_cast<uint32_t>(field.size());
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  out.append(field);
+}
+
+bool GetField(std::string_view& in, std::string_view& field) {
+  if (in.size() < 4) return false;
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  in.remove_prefix(4);
+  if (in.size() < n) return false;
+  field = in.substr(0, n);
+  in.remove_prefix(n);
+  return true;
+}
+
 }  // namespace
 
 json::object MetadataToJson(const Metadata& metadata) {
@@ -70,18 +103,86 @@ json::object AgentToJson(const Agent& agent) {
 
 json::object ConversationToJson(const Conversation& c,
                                 std::string_view room_url) {
-  json::object o;
-  o["id"] = c.id;
-  o["agent_id"] = c.agent_id;
-  o["title"] = c.title;
-  o["created_at"] = FormatRfc3339Millis(c.created_at_ms);
-  o["updated_at"] = FormatRfc3339Millis(c.updated_at_ms);
-  o["created_by"] = c.created_by;
-  o["status"] = ToString(c.status);
-  o["room_name"] = c.id;
+  json::object o = ConversationJsonHead(c);
   o["room_url"] = room_url;
   o["metadata"] = MetadataToJson(c.metadata);
   return o;
+}
+
+RoomUrlTemplate::RoomUrlTemplate(std::string_view url_template,
+                                 std::string_view livekit_url) {
+  std::string filled(url_template);
+  constexpr std::string_view kUrl = "{livekit_url}";
+  for (size_t pos = filled.find(kUrl); pos != std::string::npos;
+       pos = filled.find(kUrl, pos + livekit_url.size())) {
+    filled.replace(pos, kUrl.size(), livekit_url);
+  }
+  constexpr std::string_view kRoom = "{room}";
+  size_t start = 0;
+  for (size_t pos = filled.find(kRoom); pos != std::string::npos;
+       pos = filled.find(kRoom, start)) {
+    pieces_.push_back(filled.substr(start, pos - start));
+    start = pos + kRoom.size();
+  }
+  pieces_.push_back(filled.substr(start));
+}
+
+std::string RoomUrlTemplate::Render(std::string_view room) const {
+  std::string out = pieces_[0];
+  for (size_t i = 1; i < pieces_.size(); ++i) {
+    out.append(room);
+    out.append(pieces_[i]);
+  }
+  return out;
+}
+
+// Layout: four length-prefixed fields (4-byte big-endian length, then the
+// bytes): status as its one-byte enum value, agent id, JSON head, JSON tail.
+std::string EncodeConversationListEntry(const Conversation& c) {
+  std::string head = json::serialize(ConversationJsonHead(c));
+  head.back() = ',';  // the object goes on: "...,"room_url":<url>,..."
+  head.append("\"room_url\":");
+  json::object metadata;
+  metadata["metadata"] = MetadataToJson(c.metadata);
+  std::string tail = json::serialize(metadata);
+  tail.front() = ',';
+  std::string out;
+  out.reserve(16 + 1 + c.agent_id.size() + head.size() + tail.size());
+  const char status = static_cast<char>(c.status);
+  PutField(std::string_view(&status, 1), out);
+  PutField(c.agent_id, out);
+  PutField(head, out);
+  PutField(tail, out);
+  return out;
+}
+
+Result<ConversationListEntry> DecodeConversationListEntry(
+    std::string_view bytes) {
+  ConversationListEntry e;
+  std::string_view status;
+  if (!GetField(bytes, status) || status.size() != 1 ||
+      static_cast<uint8_t>(status[0]) >
+          static_cast<uint8_t>(ConversationStatus::kArchived) ||
+      !GetField(bytes, e.agent_id) || !GetField(bytes, e.json_head) ||
+      !GetField(bytes, e.json_tail) || !bytes.empty()) {
+    return Status::Corruption("conversation list entry does not decode");
+  }
+  e.status = static_cast<ConversationStatus>(status[0]);
+  return e;
+}
+
+void AppendConversationJson(const ConversationListEntry& entry,
+                            std::string_view room_url, std::string& out) {
+  out.reserve(out.size() + entry.json_head.size() + room_url.size() + 2 +
+              entry.json_tail.size());
+  out.append(entry.json_head);
+  // Boost.JSON's serializer quotes and escapes the string into a stack
+  // buffer: no allocation per item.
+  json::serializer sr;
+  sr.reset(json::string_view(room_url.data(), room_url.size()));
+  char buf[256];
+  while (!sr.done()) out.append(sr.read(buf));
+  out.append(entry.json_tail);
 }
 
 std::string JoinJsonArray(const std::vector<std::string>& items) {

@@ -24,6 +24,36 @@ boost::json::object AgentToJson(const Agent& agent);
 boost::json::object ConversationToJson(const Conversation& conversation,
                                        std::string_view room_url);
 
+// A conversation's room URL: the configured template with "{livekit_url}"
+// and "{room}" filled in. Immutable after construction; thread-safe.
+class RoomUrlTemplate {
+ public:
+  RoomUrlTemplate(std::string_view url_template, std::string_view livekit_url);
+  std::string Render(std::string_view room) const;
+
+ private:
+  // The template with {livekit_url} filled in, split at each "{room}".
+  std::vector<std::string> pieces_;
+};
+
+// The list form of a conversation, which the read models keep in the
+// per-owner index so that a page of a list is one scan with no parsing: the
+// fields the list filters on, and the rendered object split where the
+// room_url goes (it depends on configuration, not on events).
+struct ConversationListEntry {
+  ConversationStatus status = ConversationStatus::kActive;
+  std::string_view agent_id;
+  std::string_view json_head;  // from "{" to "room_url":
+  std::string_view json_tail;  // from ,"metadata": to the last "}"
+};
+std::string EncodeConversationListEntry(const Conversation& conversation);
+// Views into `bytes`, which must outlive the entry.
+Result<ConversationListEntry> DecodeConversationListEntry(
+    std::string_view bytes);
+// Appends the same bytes as serializing ConversationToJson(c, room_url).
+void AppendConversationJson(const ConversationListEntry& entry,
+                            std::string_view room_url, std::string& out);
+
 // {id, conversation_id, role, content, created_at}, serialized.
 std::string RenderMessage(const Message& message);
 

@@ -151,7 +151,10 @@ struct RequestCtx {
 
 class App::Handlers {
  public:
-  explicit Handlers(App& app) : app_(app) {}
+  explicit Handlers(App& app)
+      : app_(app),
+        room_url_(app.config_.livekit.room_url_template,
+                  app.config_.livekit.url) {}
 
   void Route(RequestCtx& ctx, Respond respond);
 
@@ -179,7 +182,6 @@ class App::Handlers {
   // retry's request differs.
   ApiResponse Replay(const StoredResponse& stored, const std::string& hash,
                      const Actor& actor) const;
-  std::string RoomUrl(std::string_view room) const;
   std::pair<std::string, int64_t> MintToken(const std::string& identity,
                                             const TokenSpec& spec) const;
   // The conversation object with its ETag; with `token`, also a freshly
@@ -224,6 +226,7 @@ class App::Handlers {
   ApiResponse Metrics() const;
 
   App& app_;
+  const RoomUrlTemplate room_url_;
 };
 
 // ---------------------------------------------------------------- App
@@ -674,19 +677,6 @@ ApiResponse App::Handlers::Replay(const StoredResponse& stored,
   return r;
 }
 
-std::string App::Handlers::RoomUrl(std::string_view room) const {
-  std::string out = app_.config_.livekit.room_url_template;
-  auto replace = [&out](std::string_view from, std::string_view to) {
-    for (size_t pos = out.find(from); pos != std::string::npos;
-         pos = out.find(from, pos + to.size())) {
-      out.replace(pos, from.size(), to);
-    }
-  };
-  replace("{livekit_url}", app_.config_.livekit.url);
-  replace("{room}", room);
-  return out;
-}
-
 std::pair<std::string, int64_t> App::Handlers::MintToken(
     const std::string& identity, const TokenSpec& spec) const {
   const LiveKitConfig& lk = app_.config_.livekit;
@@ -716,7 +706,7 @@ ApiResponse App::Handlers::WithToken(unsigned status, json::object body,
 ApiResponse App::Handlers::ConversationResponse(
     unsigned status, const Conversation& c, uint64_t revision,
     const std::optional<TokenSpec>& token, const std::string& identity) const {
-  json::object body = ConversationToJson(c, RoomUrl(c.id));
+  json::object body = ConversationToJson(c, room_url_.Render(c.id));
   ApiResponse r = token ? WithToken(status, std::move(body), *token, identity)
                         : JsonResponse(status, body);
   r.AddHeader("ETag", ETag(revision));
@@ -857,15 +847,13 @@ void App::Handlers::ListConversations(const RequestCtx& ctx, Respond respond) {
     if (!id.ok()) return respond(ErrorResponse(id.status()));
     q.after = *id;
   }
-  auto page = app_.read_models()->ListConversations(q);
+  auto page = app_.read_models()->ListConversations(q, room_url_);
   if (!page.ok()) return respond(ErrorResponse(page.status()));
-  json::array items;
-  for (const auto& c : page->items) {
-    items.push_back(ConversationToJson(c.value, RoomUrl(c.value.id)));
-  }
-  ApiResponse r = JsonResponse(200, items);
+  ApiResponse r;
+  r.status = 200;
+  r.body = JoinJsonArray(page->items);
   if (page->has_more) {
-    next.emplace_back("after", EncodeCursor(page->items.back().value.id));
+    next.emplace_back("after", EncodeCursor(page->last_id));
     r.AddHeader("Link", NextLink("/v1/conversations", next));
   }
   respond(std::move(r));
@@ -961,7 +949,7 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
             agent, app_.read_models()->GetAgent(c.value.agent_id, &batch));
         json::object body;
         body["room_name"] = c.value.id;
-        body["room_url"] = RoomUrl(c.value.id);
+        body["room_url"] = room_url_.Render(c.value.id);
         return WithToken(
             201, std::move(body),
             TokenSpec{c.value.id, c.value.id,
@@ -998,11 +986,9 @@ void App::Handlers::ListMessages(const RequestCtx& ctx, const std::string& id,
   r.status = 200;
   r.body = JoinJsonArray(page->items);
   if (page->has_more) {
-    json::value last = json::parse(page->items.back());
-    std::string last_id(last.as_object()["id"].as_string());
     r.AddHeader("Link", NextLink("/v1/conversations/" + id + "/messages",
                                  {{"limit", std::to_string(*limit)},
-                                  {"after", last_id}}));
+                                  {"after", page->last_id}}));
   }
   respond(std::move(r));
 }

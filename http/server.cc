@@ -147,7 +147,22 @@ class Session : public std::enable_shared_from_this<Session> {
         });
   }
 
+  // A list that fits in the first chunk (most transcripts) goes out as one
+  // response with a Content-Length; a longer one is sent chunked, a bounded
+  // chunk at a time, so its size never sits in memory whole.
   void SendStream(ApiResponse r) {
+    auto first = r.stream->NextChunk(kStreamChunkBytes);
+    if (!first.ok() || !*first) {
+      spdlog::error("message stream failed: {}",
+                    first.ok() ? "no first chunk" : first.status().ToString());
+      return Send(
+          ErrorResponse(Status::Internal("The list could not be read.")));
+    }
+    if (r.stream->Done()) {
+      r.body = std::move(**first);
+      r.stream.reset();
+      return Send(std::move(r));
+    }
     auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(
         static_cast<bhttp::status>(r.status), version_);
     res->set(bhttp::field::server, "convstore");
@@ -157,13 +172,14 @@ class Session : public std::enable_shared_from_this<Session> {
     res->chunked(true);
     auto sr =
         std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*res);
+    auto data = std::make_shared<std::string>(std::move(**first));
     stream_.expires_after(shared_->options.write_timeout);
     bhttp::async_write_header(
         stream_, *sr,
-        [self = shared_from_this(), res, sr, ms = std::move(r.stream)](
+        [self = shared_from_this(), res, sr, data, ms = std::move(r.stream)](
             beast::error_code ec, size_t) {
           if (ec) return self->AfterResponse(ec, true);
-          self->NextChunk(ms, res->need_eof());
+          self->WriteChunk(ms, data, res->need_eof());
         });
   }
 
@@ -184,7 +200,13 @@ class Session : public std::enable_shared_from_this<Session> {
           });
       return;
     }
-    auto data = std::make_shared<std::string>(std::move(**chunk));
+    WriteChunk(std::move(ms), std::make_shared<std::string>(std::move(**chunk)),
+               need_eof);
+  }
+
+  void WriteChunk(std::shared_ptr<MessageStream> ms,
+                  std::shared_ptr<std::string> data, bool need_eof) {
+    stream_.expires_after(shared_->options.write_timeout);
     net::async_write(stream_, bhttp::make_chunk(net::buffer(*data)),
                      [self = shared_from_this(), data, ms, need_eof](
                          beast::error_code ec, size_t) {

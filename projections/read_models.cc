@@ -1,5 +1,7 @@
 #include "projections/read_models.h"
 
+#include <boost/json.hpp>
+
 #include "core/model_json.h"
 
 namespace convstore {
@@ -15,13 +17,26 @@ constexpr char kMessageIdsCf[] = "message_ids";
 constexpr char kMetaCf[] = "meta";
 constexpr char kCheckpointKey[] = "checkpoint";
 
-// Index keys: "<owner>\0<id>" sorts one owner's items by id, and UUIDv7 ids
-// sort by creation time, so a reverse scan lists newest first.
-std::string OwnerKey(std::string_view owner, std::string_view id) {
+// List-index keys: "<owner>\0<id with every byte inverted>". UUIDv7 ids
+// sort by creation time, so inverted they sort newest first and a page is a
+// forward scan (a reverse scan costs a skiplist search per step in the
+// memtable). Every item is indexed twice: under its owner, and under the
+// empty owner for admins, who list everyone's.
+std::string InvertBytes(std::string_view bytes) {
+  std::string out(bytes);
+  for (char& c : out) c = static_cast<char>(~static_cast<unsigned char>(c));
+  return out;
+}
+
+std::string ListKey(std::string_view owner, std::string_view id) {
   std::string k(owner);
   k.push_back('\0');
-  k.append(id);
+  k += InvertBytes(id);
   return k;
+}
+
+std::string ListPrefix(const Actor& actor) {
+  return ListKey(actor.admin ? "" : actor.user_id, "");
 }
 
 // Message keys: "<conversation id>\0<8-byte big-endian stream revision>".
@@ -40,6 +55,18 @@ std::string MessagePrefix(std::string_view conversation_id) {
 
 Status FromRocks(const rocksdb::Status& s) {
   return FromRocksStatus(s, "read models");
+}
+
+// The id of a stored rendered message.
+Result<std::string> MessageIdOf(std::string_view rendered) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(rendered, ec);
+  const boost::json::value* id =
+      ec || !v.is_object() ? nullptr : v.as_object().if_contains("id");
+  if (id == nullptr || !id->is_string()) {
+    return Status::Corruption("stored message has no id");
+  }
+  return std::string(id->as_string());
 }
 
 bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
@@ -86,6 +113,8 @@ class SnapshotMessageStream : public MessageStream {
     return std::optional<std::string>(std::move(out));
   }
 
+  bool Done() const override { return done_; }
+
  private:
   std::shared_ptr<const void> keepalive_;
   rocksdb::DB* db_;
@@ -125,9 +154,9 @@ Result<std::optional<std::string>> ReadModels::GetRaw(
     const LogBatch* batch) const {
   if (batch != nullptr) return batch->Get(cf, key);
   std::string value;
-  rocksdb::Status s = log_->db()->Get(
-      rocksdb::ReadOptions(), cf, rocksdb::Slice(key.data(), key.size()),
-      &value);
+  rocksdb::Status s =
+      log_->db()->Get(rocksdb::ReadOptions(), cf,
+                      rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   CONVSTORE_RETURN_IF_ERROR(FromRocks(s));
   return std::optional<std::string>(std::move(value));
@@ -166,10 +195,22 @@ Result<ReadModels::Counts> ReadModels::Count() const {
   return counts;
 }
 
+// The checkpoint row: the 8-byte position, then (from format 2 on) the
+// format byte.
 Result<uint64_t> ReadModels::Checkpoint() const {
   std::optional<std::string> raw;
   CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey, nullptr));
-  return raw ? DecodePositionKey(*raw) : uint64_t{0};
+  if (!raw) return uint64_t{0};
+  if (raw->size() < 8) return Status::Corruption("bad read-model checkpoint");
+  return DecodePositionKey(raw->substr(0, 8));
+}
+
+Result<std::optional<uint8_t>> ReadModels::Format() const {
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey, nullptr));
+  if (!raw) return std::optional<uint8_t>();
+  if (raw->size() == 8) return std::optional<uint8_t>(1);
+  return std::optional<uint8_t>(static_cast<uint8_t>((*raw)[8]));
 }
 
 Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
@@ -180,8 +221,10 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
 
     Status operator()(const AgentCreated& p) {
       batch.Put(rm.agents_, p.agent.id, EncodeAgentRecord(p.agent, e.revision));
-      batch.Put(rm.agents_by_owner_, OwnerKey(p.agent.created_by, p.agent.id),
-                "");
+      for (std::string_view owner :
+           {std::string_view(p.agent.created_by), std::string_view()}) {
+        batch.Put(rm.agents_by_owner_, ListKey(owner, p.agent.id), "");
+      }
       return Status();
     }
     Status operator()(const AgentUpdated& p) {
@@ -202,15 +245,15 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
       CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgent(p.agent_id, &batch));
       if (!cur) return Status::Corruption("AgentDeleted for unknown agent");
       batch.Delete(rm.agents_, p.agent_id);
-      batch.Delete(rm.agents_by_owner_,
-                   OwnerKey(cur->value.created_by, p.agent_id));
+      for (std::string_view owner :
+           {std::string_view(cur->value.created_by), std::string_view()}) {
+        batch.Delete(rm.agents_by_owner_, ListKey(owner, p.agent_id));
+      }
       return Status();
     }
     Status operator()(const ConversationCreated& p) {
       const Conversation& c = p.conversation;
-      batch.Put(rm.conversations_, c.id,
-                EncodeConversationRecord(c, e.revision));
-      batch.Put(rm.conversations_by_owner_, OwnerKey(c.created_by, c.id), "");
+      rm.PutConversation(batch, c, e.revision);
       return Status();
     }
     Status operator()(const ConversationUpdated& p) {
@@ -221,8 +264,7 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
       cur->value.title = p.title;
       cur->value.metadata = p.metadata;
       cur->value.updated_at_ms = p.updated_at_ms;
-      batch.Put(rm.conversations_, p.conversation_id,
-                EncodeConversationRecord(cur->value, e.revision));
+      rm.PutConversation(batch, cur->value, e.revision);
       return Status();
     }
     Status operator()(const ConversationStatusChanged& p) {
@@ -232,8 +274,7 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
       if (!cur) return Status::Corruption("status of unknown conversation");
       cur->value.status = p.to;
       cur->value.updated_at_ms = p.updated_at_ms;
-      batch.Put(rm.conversations_, p.conversation_id,
-                EncodeConversationRecord(cur->value, e.revision));
+      rm.PutConversation(batch, cur->value, e.revision);
       return Status();
     }
     Status operator()(const MessageAppended& p) {
@@ -243,10 +284,22 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
       return Status();
     }
   };
-  CONVSTORE_RETURN_IF_ERROR(std::visit(Applier{*this, event, batch},
-                                       event.payload));
-  batch.Put(meta_, kCheckpointKey, EncodePositionKey(event.position));
+  CONVSTORE_RETURN_IF_ERROR(
+      std::visit(Applier{*this, event, batch}, event.payload));
+  std::string checkpoint = EncodePositionKey(event.position);
+  checkpoint.push_back(static_cast<char>(kReadModelsFormat));
+  batch.Put(meta_, kCheckpointKey, checkpoint);
   return Status();
+}
+
+void ReadModels::PutConversation(LogBatch& batch, const Conversation& c,
+                                 uint64_t revision) const {
+  batch.Put(conversations_, c.id, EncodeConversationRecord(c, revision));
+  const std::string entry = EncodeConversationListEntry(c);
+  for (std::string_view owner :
+       {std::string_view(c.created_by), std::string_view()}) {
+    batch.Put(conversations_by_owner_, ListKey(owner, c.id), entry);
+  }
 }
 
 Status ReadModels::CatchUp() { return CatchUpFrom(*log_, log_->head()); }
@@ -258,8 +311,9 @@ Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
   while (checkpoint < up_to) {
     std::vector<RecordedEvent> events;
     CONVSTORE_ASSIGN_OR_RETURN(
-        events, source.ReadRange(checkpoint + 1,
-                                 std::min<uint64_t>(kChunk, up_to - checkpoint)));
+        events,
+        source.ReadRange(checkpoint + 1,
+                         std::min<uint64_t>(kChunk, up_to - checkpoint)));
     if (events.empty()) break;
     LogBatch batch(log_);
     for (const RecordedEvent& e : events) {
@@ -275,83 +329,84 @@ Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
   return Status();
 }
 
-template <typename T, typename Decode>
-Result<Page<Versioned<T>>> ReadModels::ListByOwner(
-    const ListQuery& query, rocksdb::ColumnFamilyHandle* primary,
-    rocksdb::ColumnFamilyHandle* by_owner, Decode decode,
-    const std::function<bool(const T&)>& keep) const {
-  Page<Versioned<T>> page;
-  // Admins list everyone's items straight off the primary table; users walk
-  // their own index.
-  const bool all = query.actor.admin;
-  rocksdb::ColumnFamilyHandle* cf = all ? primary : by_owner;
-  const std::string prefix = all ? "" : OwnerKey(query.actor.user_id, "");
+Status ReadModels::ScanNewestFirst(
+    const ListQuery& query, rocksdb::ColumnFamilyHandle* index,
+    const rocksdb::ReadOptions& options,
+    const std::function<Result<bool>(
+        std::string_view id, const rocksdb::Slice& value)>& visit) const {
+  const std::string prefix = ListPrefix(query.actor);
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(options, index));
+  if (query.after) {
+    const std::string start = prefix + InvertBytes(*query.after);
+    it->Seek(start);
+    if (it->Valid() && it->key().ToStringView() == start) it->Next();
+  } else {
+    it->Seek(prefix);
+  }
+  for (; it->Valid() && HasPrefix(it->key(), prefix); it->Next()) {
+    const std::string id =
+        InvertBytes(it->key().ToStringView().substr(prefix.size()));
+    bool more;
+    CONVSTORE_ASSIGN_OR_RETURN(more, visit(id, it->value()));
+    if (!more) break;
+  }
+  return FromRocks(it->status());
+}
+
+Result<Page<Versioned<Agent>>> ReadModels::ListAgents(
+    const ListQuery& query) const {
   rocksdb::ReadOptions options;
   const rocksdb::Snapshot* snapshot = log_->db()->GetSnapshot();
   options.snapshot = snapshot;
-  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(options, cf));
-  if (query.after) {
-    std::string start = prefix + *query.after;
-    it->SeekForPrev(start);
-    if (it->Valid() && it->key().ToStringView() == start) it->Prev();
-  } else if (all) {
-    it->SeekToLast();
-  } else {
-    std::string end = prefix;
-    end.back() = '\x01';  // just past "<owner>\0..."
-    it->SeekForPrev(end);
-    if (it->Valid() && it->key().ToStringView() == end) it->Prev();
-  }
-  Status status;
-  for (; it->Valid() && HasPrefix(it->key(), prefix); it->Prev()) {
-    std::string_view id = it->key().ToStringView().substr(prefix.size());
-    std::string value;
-    if (all) {
-      value = it->value().ToString();
-    } else {
-      rocksdb::Status s = log_->db()->Get(options, primary,
-                                          rocksdb::Slice(id.data(), id.size()),
-                                          &value);
-      if (s.IsNotFound()) continue;
-      if (!s.ok()) {
-        status = FromRocks(s);
-        break;
-      }
-    }
-    auto decoded = decode(value);
-    if (!decoded.ok()) {
-      status = decoded.status();
-      break;
-    }
-    if (!keep(decoded->value)) continue;
-    if (page.items.size() == query.limit) {
-      page.has_more = true;
-      break;
-    }
-    page.items.push_back(std::move(*decoded));
-  }
-  if (status.ok()) status = FromRocks(it->status());
-  it.reset();
+  Page<Versioned<Agent>> page;
+  Status status = ScanNewestFirst(
+      query, agents_by_owner_, options,
+      [&](std::string_view id, const rocksdb::Slice&) -> Result<bool> {
+        if (page.items.size() == query.limit) {
+          page.has_more = true;
+          return false;
+        }
+        std::string record;
+        rocksdb::Status s = log_->db()->Get(
+            options, agents_, rocksdb::Slice(id.data(), id.size()), &record);
+        CONVSTORE_RETURN_IF_ERROR(FromRocks(s));
+        Versioned<Agent> agent;
+        CONVSTORE_ASSIGN_OR_RETURN(agent, DecodeAgentRecord(record));
+        page.last_id = agent.value.id;
+        page.items.push_back(std::move(agent));
+        return true;
+      });
   log_->db()->ReleaseSnapshot(snapshot);
   if (!status.ok()) return status;
   return page;
 }
 
-Result<Page<Versioned<Agent>>> ReadModels::ListAgents(
-    const ListQuery& query) const {
-  return ListByOwner<Agent>(query, agents_, agents_by_owner_,
-                            DecodeAgentRecord,
-                            [](const Agent&) { return true; });
-}
-
-Result<Page<Versioned<Conversation>>> ReadModels::ListConversations(
-    const ListQuery& query) const {
-  return ListByOwner<Conversation>(
-      query, conversations_, conversations_by_owner_, DecodeConversationRecord,
-      [&query](const Conversation& c) {
-        return (!query.agent_id || c.agent_id == *query.agent_id) &&
-               (!query.status || c.status == *query.status);
+Result<Page<std::string>> ReadModels::ListConversations(
+    const ListQuery& query, const RoomUrlTemplate& room_url) const {
+  // The index's values are the list entries: a page needs no other read.
+  Page<std::string> page;
+  Status status = ScanNewestFirst(
+      query, conversations_by_owner_, rocksdb::ReadOptions(),
+      [&](std::string_view id, const rocksdb::Slice& value) -> Result<bool> {
+        ConversationListEntry entry;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            entry, DecodeConversationListEntry(value.ToStringView()));
+        if ((query.agent_id && entry.agent_id != *query.agent_id) ||
+            (query.status && entry.status != *query.status)) {
+          return true;
+        }
+        if (page.items.size() == query.limit) {
+          page.has_more = true;
+          return false;
+        }
+        std::string& item = page.items.emplace_back();
+        AppendConversationJson(entry, room_url.Render(id), item);
+        page.last_id = id;
+        return true;
       });
+  if (!status.ok()) return status;
+  return page;
 }
 
 Result<Page<std::string>> ReadModels::ListMessages(
@@ -381,14 +436,17 @@ Result<Page<std::string>> ReadModels::ListMessages(
     page.items.push_back(it->value().ToString());
   }
   CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
+  if (!page.items.empty()) {
+    CONVSTORE_ASSIGN_OR_RETURN(page.last_id, MessageIdOf(page.items.back()));
+  }
   return page;
 }
 
 std::unique_ptr<MessageStream> ReadModels::StreamMessages(
     std::string_view conversation_id) const {
-  return std::make_unique<SnapshotMessageStream>(
-      log_->db(), messages_, MessagePrefix(conversation_id),
-      weak_from_this().lock());
+  return std::make_unique<SnapshotMessageStream>(log_->db(), messages_,
+                                                 MessagePrefix(conversation_id),
+                                                 weak_from_this().lock());
 }
 
 }  // namespace convstore

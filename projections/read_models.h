@@ -17,6 +17,7 @@
 
 #include "core/decide.h"
 #include "core/model.h"
+#include "core/model_json.h"
 #include "core/status.h"
 #include "eventlog/event_log.h"
 
@@ -34,6 +35,7 @@ template <typename T>
 struct Page {
   std::vector<T> items;
   bool has_more = false;
+  std::string last_id;  // id of the last item (the next page's cursor)
 };
 
 // Streams a conversation's messages as a JSON array in bounded chunks, over a
@@ -43,10 +45,19 @@ class MessageStream {
   virtual ~MessageStream() = default;
   // Next part of the array text ("[" ... "]"); nullopt once all is returned.
   virtual Result<std::optional<std::string>> NextChunk(size_t max_bytes) = 0;
+  // True once the part with the closing "]" has been returned.
+  virtual bool Done() const = 0;
 };
 
 // Column-family name prefix of the first generation of read models.
 inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
+
+// The layout of the rows this build writes. Read models written in another
+// format are rebuilt from the log when the store is opened
+// (OpenActiveReadModels). 2: the list indexes sort newest first and index
+// everything twice (by owner, and for admins); the conversation index holds
+// each conversation's list entry (rendered JSON).
+inline constexpr uint8_t kReadModelsFormat = 2;
 
 class ReadModels : public EventSink,
                    public std::enable_shared_from_this<ReadModels> {
@@ -71,6 +82,9 @@ class ReadModels : public EventSink,
   Status CatchUpFrom(const EventLog& source, uint64_t up_to);
   // Position of the last event the read models reflect.
   Result<uint64_t> Checkpoint() const;
+  // The row format (kReadModelsFormat) of read models that have a
+  // checkpoint; nullopt while they reflect no event yet.
+  Result<std::optional<uint8_t>> Format() const;
 
   struct Counts {
     uint64_t agents = 0;
@@ -88,8 +102,9 @@ class ReadModels : public EventSink,
       std::string_view id, const LogBatch* batch = nullptr) const;
 
   Result<Page<Versioned<Agent>>> ListAgents(const ListQuery& query) const;
-  Result<Page<Versioned<Conversation>>> ListConversations(
-      const ListQuery& query) const;
+  // Rendered conversation objects, newest first, each with its room URL.
+  Result<Page<std::string>> ListConversations(
+      const ListQuery& query, const RoomUrlTemplate& room_url) const;
 
   // Rendered message JSON objects, oldest first. `after` is a message id of
   // this conversation (400 if it is not one).
@@ -105,11 +120,17 @@ class ReadModels : public EventSink,
   Result<std::optional<std::string>> GetRaw(rocksdb::ColumnFamilyHandle* cf,
                                             std::string_view key,
                                             const LogBatch* batch) const;
-  template <typename T, typename Decode>
-  Result<Page<Versioned<T>>> ListByOwner(
-      const ListQuery& query, rocksdb::ColumnFamilyHandle* primary,
-      rocksdb::ColumnFamilyHandle* by_owner, Decode decode,
-      const std::function<bool(const T&)>& keep) const;
+  // Calls `visit` with the id and value of each of the actor's items in a
+  // list index (everyone's for an admin), newest first, starting after
+  // query.after; stops when it returns false or an error.
+  Status ScanNewestFirst(
+      const ListQuery& query, rocksdb::ColumnFamilyHandle* index,
+      const rocksdb::ReadOptions& options,
+      const std::function<Result<bool>(
+          std::string_view id, const rocksdb::Slice& value)>& visit) const;
+  // A conversation's record and its list entry in the owner's index.
+  void PutConversation(LogBatch& batch, const Conversation& c,
+                       uint64_t revision) const;
 
   EventLog* log_;
   std::string prefix_;

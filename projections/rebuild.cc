@@ -1,5 +1,7 @@
 #include "projections/rebuild.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 
 namespace convstore {
@@ -93,7 +95,22 @@ Result<std::shared_ptr<ReadModels>> OpenActiveReadModels(EventLog& log) {
   std::string prefix;
   CONVSTORE_ASSIGN_OR_RETURN(prefix, ActiveReadModelsPrefix(log));
   CONVSTORE_RETURN_IF_ERROR(CreateGeneration(log, prefix));
-  return std::make_shared<ReadModels>(&log, prefix);
+  auto read_models = std::make_shared<ReadModels>(&log, prefix);
+  std::optional<uint8_t> format;
+  CONVSTORE_ASSIGN_OR_RETURN(format, read_models->Format());
+  if (!format || *format == kReadModelsFormat) return read_models;
+  // Written by another version of convstore: the log is the truth, so the
+  // read models are built again from it before anything reads them.
+  read_models.reset();
+  spdlog::warn(
+      "read models are in format {}, this build uses format {}: rebuilding "
+      "them from the log ({} events)",
+      *format, kReadModelsFormat, log.head());
+  RebuildReport report;
+  CONVSTORE_ASSIGN_OR_RETURN(report, RebuildReadModels(log));
+  spdlog::info("read models rebuilt: {} events in {:.1f} s", report.events,
+               report.seconds);
+  return std::make_shared<ReadModels>(&log, report.new_prefix);
 }
 
 Status DropStaleGenerations(EventLog& log) {
@@ -127,9 +144,9 @@ Result<RebuildReport> RebuildReadModels(EventLog& log) {
   SetActiveReadModelsPrefix(flip, report.new_prefix);
   CONVSTORE_RETURN_IF_ERROR(flip.Commit());
   CONVSTORE_RETURN_IF_ERROR(DropGeneration(log, report.old_prefix));
-  report.seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return report;
 }
 
@@ -145,6 +162,15 @@ Result<VerifyReport> VerifyReadModels(EventLog& log,
     }
   }
   ReadModels live(&log, prefix);
+  std::optional<uint8_t> format;
+  CONVSTORE_ASSIGN_OR_RETURN(format, live.Format());
+  if (format && *format != kReadModelsFormat) {
+    return Status::Unavailable(
+        "the read models are in format " + std::to_string(*format) +
+        " and this build uses format " + std::to_string(kReadModelsFormat) +
+        "; starting the server or `convstore projections rebuild` rebuilds "
+        "them");
+  }
   CONVSTORE_ASSIGN_OR_RETURN(report.checkpoint, live.Checkpoint());
   report.head = log.head();
 
@@ -203,7 +229,8 @@ Result<VerifyReport> VerifyReadModels(EventLog& log,
   }
   if (total_differences > report.differences.size()) {
     report.differences.push_back(
-        "... and " + std::to_string(total_differences - report.differences.size()) +
+        "... and " +
+        std::to_string(total_differences - report.differences.size()) +
         " more differences");
   }
   return report;

@@ -1,5 +1,5 @@
 // Spec for core/model_json.h pieces that need no store: joining rendered
-// JSON into an array.
+// JSON into an array, room URLs, and the stored list form of a conversation.
 #include "core/model_json.h"
 
 #include <gtest/gtest.h>
@@ -25,6 +25,69 @@ TEST(JoinJsonArrayTest, JoinsRenderedMessagesByteForByte) {
   ASSERT_EQ(2u, parsed.as_array().size());
   EXPECT_EQ("h\xC3\xA9llo, \"you\"",
             parsed.as_array()[0].at("content").as_string());
+}
+
+TEST(RoomUrlTemplateTest, FillsTheLiveKitUrlAndEveryRoom) {
+  RoomUrlTemplate t("{livekit_url}/room/{room}?again={room}", "wss://lk.test");
+  EXPECT_EQ("wss://lk.test/room/conv-1?again=conv-1", t.Render("conv-1"));
+  EXPECT_EQ("https://x/y",
+            RoomUrlTemplate("https://x/y", "wss://a").Render("r"));
+  EXPECT_EQ("r", RoomUrlTemplate("{room}", "").Render("r"));
+}
+
+Conversation SampleConversation() {
+  Conversation c;
+  c.id = "conv-0189406c-94c5-7000-8000-000000000001";
+  c.agent_id = "agent-0189406c-94c5-7000-8000-000000000002";
+  c.title = "Caf\xC3\xA9 \"orders\", line 2\nend\\";
+  c.created_by = "user-1";
+  c.status = ConversationStatus::kCompleted;
+  c.metadata = {{"k\"ey", "v\u0001"}, {"lang", "fr"}};
+  c.created_at_ms = 1688999405123;
+  c.updated_at_ms = 1688999406000;
+  return c;
+}
+
+TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
+  Conversation c = SampleConversation();
+  for (const char* url : {"wss://lk/room/x", "", "a\"b\\c\u00e9"}) {
+    std::string stored = EncodeConversationListEntry(c);
+    auto entry = DecodeConversationListEntry(stored);
+    ASSERT_TRUE(entry.ok()) << entry.status().ToString();
+    std::string out;
+    AppendConversationJson(*entry, url, out);
+    EXPECT_EQ(boost::json::serialize(ConversationToJson(c, url)), out);
+  }
+  c.metadata.clear();
+  c.title.clear();
+  std::string stored = EncodeConversationListEntry(c);
+  auto entry = DecodeConversationListEntry(stored);
+  ASSERT_TRUE(entry.ok());
+  std::string out;
+  AppendConversationJson(*entry, "u", out);
+  EXPECT_EQ(boost::json::serialize(ConversationToJson(c, "u")), out);
+}
+
+TEST(ConversationListEntryTest, CarriesWhatTheListFiltersOn) {
+  Conversation c = SampleConversation();
+  std::string stored = EncodeConversationListEntry(c);
+  auto entry = DecodeConversationListEntry(stored);
+  ASSERT_TRUE(entry.ok());
+  EXPECT_EQ(ConversationStatus::kCompleted, entry->status);
+  EXPECT_EQ(c.agent_id, entry->agent_id);
+}
+
+TEST(ConversationListEntryTest, DamagedBytesAreCorruptionNotACrash) {
+  const std::string stored = EncodeConversationListEntry(SampleConversation());
+  for (size_t n = 0; n < stored.size(); ++n) {
+    auto entry = DecodeConversationListEntry(stored.substr(0, n));
+    EXPECT_FALSE(entry.ok()) << "prefix of " << n << " bytes decoded";
+  }
+  EXPECT_FALSE(DecodeConversationListEntry(stored + "x").ok());
+  std::string bad_status = stored;
+  bad_status[4] = 7;
+  EXPECT_FALSE(DecodeConversationListEntry(bad_status).ok());
+  EXPECT_FALSE(DecodeConversationListEntry("").ok());
 }
 
 }  // namespace

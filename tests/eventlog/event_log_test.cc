@@ -940,10 +940,12 @@ TEST(ReadModelsTest, ShowWhatWasAppended) {
   EXPECT_EQ(agents->items[0].value.id, kAgentA);
   ListQuery bob;
   bob.actor = Actor{"bob", false};
-  auto convs = s.rm->ListConversations(bob);
+  auto convs = s.rm->ListConversations(
+      bob, RoomUrlTemplate("{livekit_url}/room/{room}", "wss://lk"));
   ASSERT_TRUE(convs.ok());
   ASSERT_EQ(convs->items.size(), 1u);
-  EXPECT_EQ(convs->items[0].value.id, kConv2);
+  EXPECT_EQ(boost::json::parse(convs->items[0]).at("id").as_string(), kConv2);
+  EXPECT_EQ(convs->last_id, kConv2);
   auto bobs_agents = s.rm->ListAgents(bob);
   ASSERT_TRUE(bobs_agents.ok());
   EXPECT_TRUE(bobs_agents->items.empty());

@@ -16,6 +16,7 @@
 #include "core/encoding.h"
 #include "eventlog/event_log.h"
 #include "projections/read_models.h"
+#include "projections/rebuild.h"
 #include "tests/support/test_server.h"
 
 namespace convstore {
@@ -38,9 +39,11 @@ const std::string kInstructionsV2 =
     "You are a helpful voice assistant. Be brief.";
 // "Grüße aus Zürich! 你好，世界 👋🏽 — «ok»?"
 const std::string kUnicode =
-    "Gr\xC3\xBC\xC3\x9F" "e aus Z\xC3\xBCrich! "
+    "Gr\xC3\xBC\xC3\x9F"
+    "e aus Z\xC3\xBCrich! "
     "\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C "
-    "\xF0\x9F\x91\x8B\xF0\x9F\x8F\xBD \xE2\x80\x94 \xC2\xAB" "ok\xC2\xBB?";
+    "\xF0\x9F\x91\x8B\xF0\x9F\x8F\xBD \xE2\x80\x94 \xC2\xAB"
+    "ok\xC2\xBB?";
 const std::string kAssistant = "Hello! \"Quoted\"\nNew line\ttab \xE2\x9C\x93";
 const std::string kRenamed = "Golden Conversation \xE2\x9C\x93";
 
@@ -71,11 +74,11 @@ std::vector<Expected> GoldenEvents() {
           kAlice,
           kT,
           kT};
-  Agent b{kAgentB, "Plain Agent", "", std::nullopt, {}, kBob,
-          kT + 1000, kT + 1000};
-  Conversation c{kConv,          kAgentA,           "Golden Conversation",
-                 kAlice,         S::kActive,        {{"customer", "42"}},
-                 kT + 4000,      kT + 4000};
+  Agent b{kAgentB, "Plain Agent", "",        std::nullopt,
+          {},      kBob,          kT + 1000, kT + 1000};
+  Conversation c{kConv,     kAgentA,    "Golden Conversation",
+                 kAlice,    S::kActive, {{"customer", "42"}},
+                 kT + 4000, kT + 4000};
   const std::string agent_a = "agent-" + kAgentA;
   const std::string agent_b = "agent-" + kAgentB;
   const std::string conv = "conversation-" + kConv;
@@ -84,9 +87,12 @@ std::vector<Expected> GoldenEvents() {
       {1, agent_a, 0, kAlice, "idem-golden-0001", kT, AgentCreated{a}},
       {2, agent_b, 0, kBob, "", kT + 1000, AgentCreated{b}},
       {3, agent_a, 1, kAlice, "", kT + 2000,
-       AgentUpdated{kAgentA, "Golden Agent v2", kInstructionsV2,
+       AgentUpdated{kAgentA,
+                    "Golden Agent v2",
+                    kInstructionsV2,
                     std::string("golden-dispatch-v2"),
-                    {{"team", "voice"}, {"tier", "platinum"}}, kT + 2000}},
+                    {{"team", "voice"}, {"tier", "platinum"}},
+                    kT + 2000}},
       {4, agent_b, 1, kBob, "", kT + 3000, AgentDeleted{kAgentB, kT + 3000}},
       {5, conv, 0, kAlice, "idem-golden-0005", kT + 4000,
        ConversationCreated{c}},
@@ -100,7 +106,8 @@ std::vector<Expected> GoldenEvents() {
        MessageAppended{Message{kMsg3, kConv, MessageRole::kAssistant,
                                kAssistant, kT + 6000}}},
       {9, conv, 1, kAlice, "", kT + 7000,
-       ConversationUpdated{kConv, kRenamed,
+       ConversationUpdated{kConv,
+                           kRenamed,
                            {{"customer", "42"}, {"priority", "high"}},
                            kT + 7000}},
       {10, conv, 2, kAlice, "", kT + 8000,
@@ -125,15 +132,37 @@ class GoldenLogTest : public ::testing::Test {
     auto log = EventLog::Open(copy_.string(), options);
     ASSERT_TRUE(log.ok()) << log.status().ToString();
     log_ = std::move(*log);
-    rm_ = std::make_unique<ReadModels>(log_.get());
+    {
+      // The committed store holds read models of format 1, as version 1
+      // wrote them.
+      ReadModels as_written(log_.get());
+      auto format = as_written.Format();
+      ASSERT_TRUE(format.ok());
+      written_format_ = *format;
+    }
+    auto rm = OpenActiveReadModels(*log_);
+    ASSERT_TRUE(rm.ok()) << rm.status().ToString();
+    rm_ = std::move(*rm);
     log_->AddSink(rm_.get());
   }
 
   TempDir tmp_;
   fs::path copy_;
   std::unique_ptr<EventLog> log_;
-  std::unique_ptr<ReadModels> rm_;
+  std::optional<uint8_t> written_format_;
+  std::shared_ptr<ReadModels> rm_;
 };
+
+TEST_F(GoldenLogTest, ReadModelsOfAnOlderFormatAreRebuiltWhenOpened) {
+  EXPECT_EQ(written_format_, std::optional<uint8_t>(1));
+  auto format = rm_->Format();
+  ASSERT_TRUE(format.ok());
+  EXPECT_EQ(*format, std::optional<uint8_t>(kReadModelsFormat));
+  EXPECT_NE(rm_->prefix(), kDefaultReadModelsPrefix) << "a new generation";
+  auto active = ActiveReadModelsPrefix(*log_);
+  ASSERT_TRUE(active.ok());
+  EXPECT_EQ(*active, rm_->prefix());
+}
 
 TEST_F(GoldenLogTest, HeadIsTheLastOfElevenGaplessPositions) {
   EXPECT_EQ(log_->head(), 11u);
@@ -180,7 +209,8 @@ TEST_F(GoldenLogTest, EveryEventTypeIsPresent) {
   ASSERT_TRUE(all.ok());
   std::vector<bool> seen(std::variant_size_v<EventPayload>, false);
   for (const RecordedEvent& e : *all) seen[e.payload.index()] = true;
-  for (size_t i = 0; i < seen.size(); ++i) EXPECT_TRUE(seen[i]) << "type #" << i;
+  for (size_t i = 0; i < seen.size(); ++i)
+    EXPECT_TRUE(seen[i]) << "type #" << i;
 }
 
 TEST_F(GoldenLogTest, StreamRevisionsAreTheLastOfEachStream) {
@@ -266,10 +296,12 @@ TEST_F(GoldenLogTest, ReadModelsShowTheFinalState) {
   ASSERT_TRUE(agents.ok());
   ASSERT_EQ(agents->items.size(), 1u);
   EXPECT_EQ(agents->items[0].value.id, kAgentA);
-  auto convs = rm_->ListConversations(alice);
+  auto convs = rm_->ListConversations(
+      alice, RoomUrlTemplate("{livekit_url}/room/{room}", "wss://lk"));
   ASSERT_TRUE(convs.ok());
   ASSERT_EQ(convs->items.size(), 1u);
-  EXPECT_EQ(convs->items[0].value.id, kConv);
+  EXPECT_EQ(boost::json::parse(convs->items[0]).at("id").as_string(), kConv);
+  EXPECT_EQ(convs->last_id, kConv);
   ListQuery bob;
   bob.actor = Actor{kBob, false};
   auto bobs = rm_->ListAgents(bob);
