@@ -1,11 +1,11 @@
 #include "eventlog/event_log.h"
 
-#include <rocksdb/env.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
-#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_buffer_manager.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -233,9 +233,9 @@ Result<rocksdb::ColumnFamilyHandle*> EventLog::CreateColumnFamily(
   if (rocksdb::ColumnFamilyHandle* existing = cf(name)) return existing;
   if (read_only_) return Status::Unavailable("the log is open read-only");
   rocksdb::ColumnFamilyHandle* h = nullptr;
-  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(
-      db_->CreateColumnFamily(cf_options_, name, &h),
-      "create column family " + name));
+  CONVSTORE_RETURN_IF_ERROR(
+      FromRocksStatus(db_->CreateColumnFamily(cf_options_, name, &h),
+                      "create column family " + name));
   std::unique_lock lock(cfs_mu_);
   cfs_[name] = h;
   return h;
@@ -316,19 +316,47 @@ Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
   return Status();
 }
 
-LogBatch::LogBatch(EventLog* log)
+LogBatch::LogBatch(EventLog* log, const LogBatch* base)
     : log_(log),
+      base_(base),
       batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
-      next_position_(log->head() + 1),
+      next_position_((base != nullptr ? base->head() : log->head()) + 1),
       first_position_(next_position_) {}
+
+LogBatch::Lookup LogBatch::LookupOwn(rocksdb::ColumnFamilyHandle* cf,
+                                     std::string_view key,
+                                     std::string* value) const {
+  // overwrite_key keeps one index entry per key: its latest write.
+  std::unique_ptr<rocksdb::WBWIIterator> it(
+      const_cast<rocksdb::WriteBatchWithIndex&>(batch_).NewIterator(cf));
+  const rocksdb::Slice k(key.data(), key.size());
+  it->Seek(k);
+  if (!it->Valid()) return Lookup::kAbsent;
+  const rocksdb::WriteEntry entry = it->Entry();
+  if (entry.key != k) return Lookup::kAbsent;
+  if (entry.type == rocksdb::kPutRecord) {
+    value->assign(entry.value.data(), entry.value.size());
+    return Lookup::kFound;
+  }
+  return Lookup::kDeleted;  // we write only puts and deletes
+}
 
 Result<std::optional<std::string>> LogBatch::Get(
     rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
   std::string value;
+  for (const LogBatch* b = this; b != nullptr; b = b->base_) {
+    switch (b->LookupOwn(cf, key, &value)) {
+      case Lookup::kFound:
+        return std::optional<std::string>(std::move(value));
+      case Lookup::kDeleted:
+        return std::optional<std::string>();
+      case Lookup::kAbsent:
+        break;
+    }
+  }
   rocksdb::Status s =
-      const_cast<rocksdb::WriteBatchWithIndex&>(batch_).GetFromBatchAndDB(
-          log_->db(), rocksdb::ReadOptions(), cf,
-          rocksdb::Slice(key.data(), key.size()), &value);
+      log_->db()->Get(rocksdb::ReadOptions(), cf,
+                      rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read through batch"));
   return std::optional<std::string>(std::move(value));

@@ -2,10 +2,11 @@
 // global position (from 1) over all events and a revision (from 0) per stream;
 // events are only ever written through a LogBatch, committed with a synced
 // write, so a successful Commit means the events survive a crash.
-// Thread-safety: reads are safe from any thread. At most one LogBatch that
-// appends events may be open at a time (the GroupCommitWriter's thread owns
-// it); batches that only write beside the log (a rebuild's read models) may
-// commit concurrently and never move the head. After a failed
+// Thread-safety: reads are safe from any thread. Batches that append events
+// are built and committed in one order by their owner (the
+// GroupCommitWriter): at most one being built while the one before it, its
+// base, commits. Batches that only write beside the log (a rebuild's read
+// models) may commit concurrently and never move the head. After a failed
 // synced write the log refuses every later commit, as LevelDB's log does.
 #pragma once
 
@@ -145,7 +146,14 @@ class EventLog {
 // Not thread-safe: owned by one thread at a time.
 class LogBatch {
  public:
-  explicit LogBatch(EventLog* log);
+  // With a `base`, the batch continues one that is still being committed:
+  // its positions follow the base's, and reads see the base's writes too.
+  // It must be committed after the base, and the base must stay alive
+  // (unchanged) until this batch is committed or ClearBase() is called.
+  // Reading a base concurrently with its commit is safe: both only read it.
+  explicit LogBatch(EventLog* log, const LogBatch* base = nullptr);
+  // Once the base is committed, its writes are in the store.
+  void ClearBase() { base_ = nullptr; }
 
   // Appends events, checking each one's expected revision against the stream
   // (including earlier appends in this batch), assigns positions and
@@ -183,7 +191,13 @@ class LogBatch {
   EventLog* log() const { return log_; }
 
  private:
+  enum class Lookup { kAbsent, kFound, kDeleted };
+  // This batch's own pending write of `key`, if any.
+  Lookup LookupOwn(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                   std::string* value) const;
+
   EventLog* log_;
+  const LogBatch* base_;
   rocksdb::WriteBatchWithIndex batch_;
   uint64_t next_position_;
   const uint64_t first_position_;  // next_position_ when the batch opened

@@ -7,7 +7,10 @@
 namespace convstore {
 
 GroupCommitWriter::GroupCommitWriter(EventLog* log, Options options)
-    : log_(log), options_(options), thread_([this] { Run(); }) {}
+    : log_(log),
+      options_(options),
+      committer_([this] { CommitLoop(); }),
+      decider_([this] { DecideLoop(); }) {}
 
 GroupCommitWriter::~GroupCommitWriter() { Stop(); }
 
@@ -16,7 +19,7 @@ void GroupCommitWriter::Submit(Work work, Done done) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
       queue_.push_back({std::move(work), std::move(done)});
-      cv_.notify_one();
+      decide_cv_.notify_one();
       return;
     }
   }
@@ -26,11 +29,11 @@ void GroupCommitWriter::Submit(Work work, Done done) {
 void GroupCommitWriter::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  decide_cv_.notify_all();
+  if (decider_.joinable()) decider_.join();
+  if (committer_.joinable()) committer_.join();
 }
 
 size_t GroupCommitWriter::queued() const {
@@ -38,69 +41,130 @@ size_t GroupCommitWriter::queued() const {
   return queue_.size();
 }
 
-void GroupCommitWriter::Run() {
-  std::deque<Command> group;
+void GroupCommitWriter::DecideLoop() {
+  std::unique_ptr<Group> open;  // being decided, on top of sealed_
   for (;;) {
+    std::deque<Command> taken;
+    std::unique_ptr<Group> retired;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything is drained
-      size_t n = std::min(queue_.size(), options_.max_group);
+      auto can_take = [&] {
+        return !queue_.empty() &&
+               (!open || open->commands.size() < options_.max_group);
+      };
+      auto can_seal = [&] { return open && !committing_; };
+      auto can_exit = [&] {
+        return stopping_ && queue_.empty() && !open && !committing_;
+      };
+      decide_cv_.wait(lock,
+                      [&] { return can_take() || can_seal() || can_exit(); });
+      if (can_seal()) {
+        // The group before is committed (its writes are in the store), so
+        // the open one no longer reads through it.
+        retired = std::move(sealed_);
+        open->batch->ClearBase();
+        sealed_ = std::move(open);
+        committing_ = true;
+        commit_cv_.notify_one();
+      } else if (can_exit()) {
+        committer_exit_ = true;
+        commit_cv_.notify_one();
+        return;
+      }
+      const size_t room =
+          options_.max_group - (open ? open->commands.size() : 0);
+      const size_t n = std::min(queue_.size(), room);
       for (size_t i = 0; i < n; ++i) {
-        group.push_back(std::move(queue_.front()));
+        taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
-    CommitGroup(group);
-    group.clear();
+    retired.reset();  // outside the lock
+    for (Command& command : taken) {
+      if (!open) {
+        // sealed_ changes only on this thread, so reading it here is safe.
+        open = std::make_unique<Group>();
+        open->batch = std::make_unique<LogBatch>(
+            log_, sealed_ ? sealed_->batch.get() : nullptr);
+      }
+      Decide(*open, std::move(command));
+    }
   }
 }
 
-void GroupCommitWriter::CommitGroup(std::deque<Command>& group) {
-  std::vector<Status> results(group.size());
+void GroupCommitWriter::Decide(Group& group, Command command) {
+  Status result;
+  LogBatch& batch = *group.batch;
   if (log_->failed()) {
-    for (Command& c : group) c.done(log_->WriteRefusal());
-    return;
-  }
-  LogBatch batch(log_);
-  size_t applied = 0;
-  for (size_t i = 0; i < group.size(); ++i) {
+    result = log_->WriteRefusal();
+  } else {
     const size_t depth = batch.savepoint_depth();
     batch.SetSavePoint();
     try {
-      results[i] = group[i].work(batch);
+      result = command.work(batch);
     } catch (const std::exception& e) {
       // One command's bug must not take the writer (and every client) down.
-      results[i] = Status::Internal(std::string("command failed: ") + e.what());
+      result = Status::Internal(std::string("command failed: ") + e.what());
     }
-    if (results[i].ok() && batch.savepoint_depth() == depth + 1) {
+    if (result.ok() && batch.savepoint_depth() == depth + 1) {
       batch.PopSavePoint();
-      ++applied;
+      ++group.applied;
     } else {
-      if (results[i].ok()) {
-        results[i] = Status::Internal("command left the batch unbalanced");
+      if (result.ok()) {
+        result = Status::Internal("command left the batch unbalanced");
       }
       // Everything this command wrote goes, however it failed.
       batch.RollbackTo(depth);
     }
   }
+  group.commands.push_back(std::move(command));
+  group.results.push_back(std::move(result));
+}
+
+void GroupCommitWriter::CommitLoop() {
+  for (;;) {
+    Group* group = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      commit_cv_.wait(
+          lock, [this] { return (sealed_ && committing_) || committer_exit_; });
+      if (!committing_) return;  // told to exit, nothing left to commit
+      group = sealed_.get();
+    }
+    Commit(*group);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      committing_ = false;
+    }
+    decide_cv_.notify_one();
+  }
+}
+
+void GroupCommitWriter::Commit(Group& group) {
   auto start = std::chrono::steady_clock::now();
-  Status committed = batch.Commit();
+  // A batch decided on top of a group whose commit failed is refused here:
+  // the log refuses every write after a failed one.
+  Status committed = group.batch->Commit();
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - start)
                     .count();
-  if (applied > 0) {
+  if (group.applied > 0) {
     stats_.groups.fetch_add(1, std::memory_order_relaxed);
-    stats_.commands.fetch_add(applied, std::memory_order_relaxed);
+    stats_.commands.fetch_add(group.applied, std::memory_order_relaxed);
     stats_.commit_micros_total.fetch_add(static_cast<uint64_t>(micros),
                                          std::memory_order_relaxed);
-    size_t bucket = std::min<size_t>(std::bit_width(applied) - 1,
+    size_t bucket = std::min<size_t>(std::bit_width(group.applied) - 1,
                                      WriterStats::kBuckets - 1);
     stats_.batch_size_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
   }
-  for (size_t i = 0; i < group.size(); ++i) {
-    group[i].done(results[i].ok() ? committed : results[i]);
+  for (size_t i = 0; i < group.commands.size(); ++i) {
+    group.commands[i].done(group.results[i].ok() ? committed
+                                                 : group.results[i]);
   }
+  // The batch may stay a while as the next group's base; what the commands
+  // hold (sessions, read models) is let go now.
+  group.commands.clear();
+  group.results.clear();
 }
 
 }  // namespace convstore

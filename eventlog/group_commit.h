@@ -1,9 +1,13 @@
-// GroupCommitWriter: one thread drains a queue of commands, runs each one's
-// Work against a shared LogBatch (in order, each seeing the ones before it),
-// commits the whole group with one synced write, then calls every Done.
+// GroupCommitWriter: one thread decides queued commands, running each one's
+// Work against a shared LogBatch (in order, each seeing the ones before it);
+// a second thread commits each group with one synced write, then calls every
+// Done. While a group commits, the next one is decided on top of it (its
+// batch reads through the committing one), so deciding and the fsync
+// overlap, and the next group grows for as long as the disk is busy.
 // Many concurrent clients thereby share one fsync, and no caller thread ever
-// waits on the disk. Submit is thread-safe; Work and Done run on the writer
-// thread, so Done must only hand the result off (e.g. post to an executor).
+// waits on the disk. Submit is thread-safe; Work runs on the deciding
+// thread and Done on the committing one, so Done must only hand the result
+// off (e.g. post to an executor).
 #pragma once
 
 #include <array>
@@ -12,8 +16,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/status.h"
 #include "eventlog/event_log.h"
@@ -61,17 +67,33 @@ class GroupCommitWriter {
     Work work;
     Done done;
   };
-  void Run();
-  void CommitGroup(std::deque<Command>& group);
+  // Commands decided into one batch, committed together.
+  struct Group {
+    std::unique_ptr<LogBatch> batch;
+    std::vector<Command> commands;
+    std::vector<Status> results;
+    size_t applied = 0;
+  };
+  void DecideLoop();
+  void CommitLoop();
+  void Decide(Group& group, Command command);
+  void Commit(Group& group);
 
   EventLog* log_;
   Options options_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable decide_cv_;  // queue, idle committer, stopping
+  std::condition_variable commit_cv_;  // a sealed group, stopping
   std::deque<Command> queue_;
+  // The group handed to the committer (sealed), and whether the committer
+  // is still at it. Guarded by mu_.
+  std::unique_ptr<Group> sealed_;
+  bool committing_ = false;
   bool stopping_ = false;
+  bool committer_exit_ = false;
   WriterStats stats_;
-  std::thread thread_;
+  std::thread committer_;
+  std::thread decider_;
 };
 
 }  // namespace convstore

@@ -1,7 +1,9 @@
 // Spec for eventlog/group_commit.h: many submitters share one writer thread
 // and one synced write per group; each command's Work sees the ones before it;
 // a failing Work undoes only its own writes; every Done is called exactly
-// once, after its group is durable; Stop() drains, then refuses.
+// once, after its group is durable; Stop() drains, then refuses. The next
+// group is decided while the disk syncs the one before, on top of it, and is
+// refused if that sync fails.
 //
 // Grouping is forced without sleeps: a first "blocker" command holds the
 // writer thread on a gate until the test has queued everything else. Every
@@ -20,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/faulty_fs.h"
 #include "tests/support/test_server.h"
 
 namespace convstore {
@@ -171,7 +174,8 @@ TEST_F(GroupCommitTest, ManySubmittersShareFewGroupsAndLoseNothing) {
   // stream at revision i (which holds only if the queue keeps each
   // submitter's order), and to one stream every command shares.
   std::vector<std::unique_ptr<Outcome>> outcomes;
-  for (size_t i = 0; i < kCommands; ++i) outcomes.push_back(std::make_unique<Outcome>());
+  for (size_t i = 0; i < kCommands; ++i)
+    outcomes.push_back(std::make_unique<Outcome>());
   DoneCounter done;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -241,9 +245,14 @@ TEST_F(GroupCommitTest, LaterWorkInAGroupSeesEarlierWork) {
   SubmitBlocker(writer, &blocker, /*append=*/false);
   DoneCounter done;
   writer.Submit(AppendWork({Note("s", NewEvent::kNoStream)}),
-                [&](const Status& s) { first.Set(s); done.Add(); });
-  writer.Submit(AppendWork({Note("s", 0)}),
-                [&](const Status& s) { second.Set(s); done.Add(); });
+                [&](const Status& s) {
+                  first.Set(s);
+                  done.Add();
+                });
+  writer.Submit(AppendWork({Note("s", 0)}), [&](const Status& s) {
+    second.Set(s);
+    done.Add();
+  });
   release_.Open();
   ASSERT_TRUE(done.WaitFor(2, kWait));
   writer.Stop();
@@ -272,9 +281,11 @@ TEST_F(GroupCommitTest, FailingWorkRollsBackOnlyItsOwnWrites) {
         return Status::InvalidArgument("b gives up", "b_param");
       },
       record(&b));
-  writer.Submit(AppendWork({Note("c", std::nullopt), Note("a", 0)}), record(&c));
+  writer.Submit(AppendWork({Note("c", std::nullopt), Note("a", 0)}),
+                record(&c));
   // d's Append conflicts (a is at revision 1 by now, not 5).
-  writer.Submit(AppendWork({Note("d", std::nullopt), Note("a", 5)}), record(&d));
+  writer.Submit(AppendWork({Note("d", std::nullopt), Note("a", 5)}),
+                record(&d));
   release_.Open();
   ASSERT_TRUE(done.WaitFor(4, kWait));
   writer.Stop();
@@ -309,9 +320,15 @@ TEST_F(GroupCommitTest, ThrowingWorkIsAnInternalErrorAndLeavesNoWrites) {
         if (s.ok()) throw std::runtime_error("bug in a command");
         return s;
       },
-      [&](const Status& s) { thrower.Set(s); done.Add(); });
+      [&](const Status& s) {
+        thrower.Set(s);
+        done.Add();
+      });
   writer.Submit(AppendWork({Note("after", std::nullopt)}),
-                [&](const Status& s) { after.Set(s); done.Add(); });
+                [&](const Status& s) {
+                  after.Set(s);
+                  done.Add();
+                });
   release_.Open();
   ASSERT_TRUE(done.WaitFor(2, kWait));
   writer.Stop();
@@ -349,9 +366,15 @@ TEST_F(GroupCommitTest, ThrowInsideAppendUndoesAllOfThatCommand) {
             AppendWork({Note("first-of-failed", std::nullopt)})(batch));
         return AppendWork({Note("explodes", std::nullopt)})(batch);
       },
-      [&](const Status& s) { thrower.Set(s); done.Add(); });
+      [&](const Status& s) {
+        thrower.Set(s);
+        done.Add();
+      });
   writer.Submit(AppendWork({Note("after", std::nullopt)}),
-                [&](const Status& s) { after.Set(s); done.Add(); });
+                [&](const Status& s) {
+                  after.Set(s);
+                  done.Add();
+                });
   release_.Open();
   ASSERT_TRUE(done.WaitFor(2, kWait));
   writer.Stop();
@@ -436,8 +459,9 @@ TEST_F(GroupCommitTest, StopDrainsQueuedWorkThenRefusesNewWork) {
        ++probe) {
     outcomes.push_back(std::make_unique<Outcome>());
     Outcome* out = outcomes.back().get();
-    writer->Submit(AppendWork({Note("p" + std::to_string(probe), std::nullopt)}),
-                   [out](const Status& s) { out->Set(s); });
+    writer->Submit(
+        AppendWork({Note("p" + std::to_string(probe), std::nullopt)}),
+        [out](const Status& s) { out->Set(s); });
     if (out->calls.load() == 1) {  // refused right inside Submit
       EXPECT_EQ(out->Get().kind(), ErrorKind::kUnavailable)
           << out->Get().ToString();
@@ -461,11 +485,12 @@ TEST_F(GroupCommitTest, StopDrainsQueuedWorkThenRefusesNewWork) {
   // Later Submits are refused at once; their Work never runs.
   bool ran = false;
   Outcome late;
-  writer->Submit([&ran](LogBatch&) {
-                   ran = true;
-                   return Status();
-                 },
-                 [&late](const Status& s) { late.Set(s); });
+  writer->Submit(
+      [&ran](LogBatch&) {
+        ran = true;
+        return Status();
+      },
+      [&late](const Status& s) { late.Set(s); });
   EXPECT_EQ(late.calls.load(), 1);
   EXPECT_EQ(late.Get().kind(), ErrorKind::kUnavailable);
   EXPECT_FALSE(ran);
@@ -478,11 +503,12 @@ TEST_F(GroupCommitTest, SubmitAfterStopIsUnavailable) {
   writer.Stop();
   Outcome late;
   bool ran = false;
-  writer.Submit([&ran](LogBatch&) {
-                  ran = true;
-                  return Status();
-                },
-                [&late](const Status& s) { late.Set(s); });
+  writer.Submit(
+      [&ran](LogBatch&) {
+        ran = true;
+        return Status();
+      },
+      [&late](const Status& s) { late.Set(s); });
   EXPECT_EQ(late.calls.load(), 1);
   EXPECT_EQ(late.Get().kind(), ErrorKind::kUnavailable);
   EXPECT_FALSE(ran);
@@ -507,6 +533,145 @@ TEST_F(GroupCommitTest, MaxGroupBoundsTheGroupSize) {
   EXPECT_EQ(writer.stats().groups.load(), 4u);
   EXPECT_EQ(writer.stats().commands.load(), 11u);
   EXPECT_EQ(log_->head(), 11u);
+}
+
+// ------------------------------------------------------------ pipelining
+
+using convstore::testing::EnvOver;
+using convstore::testing::FaultyFileSystem;
+
+// The log on a disk whose syncs the test can hold and fail.
+class PipelinedCommitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EventLogOptions options;
+    options.env = EnvOver(fs_);
+    auto log = EventLog::Open(dir_.str(), options);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    log_ = std::move(*log);
+  }
+
+  // Waits (bounded) until a WAL sync is held.
+  bool SyncIsHeld() {
+    for (int i = 0; i < 2000 && fs_->held_syncs() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return fs_->held_syncs() > 0;
+  }
+
+  // Holds the disk's syncs, submits a first append and waits until its sync
+  // is held; then submits a second that expects the first one's event (still
+  // only in the batch being synced) and returns once it has been decided.
+  void DecideSecondWhileFirstSyncs(GroupCommitWriter& writer, Outcome& first,
+                                   Outcome& second) {
+    fs_->HoldWalSyncs(true);
+    writer.Submit(AppendWork({Note("s", NewEvent::kNoStream, "one")}),
+                  [&first](const Status& s) { first.Set(s); });
+    ASSERT_TRUE(SyncIsHeld()) << "the first group never reached the disk";
+    auto decided = std::make_shared<Gate>();
+    writer.Submit(
+        [decided](LogBatch& batch) -> Status {
+          decided->Open();
+          return AppendWork({Note("s", 0, "two")})(batch);
+        },
+        [&second](const Status& s) { second.Set(s); });
+    ASSERT_TRUE(decided->WaitFor(kWait)) << "not decided while the disk syncs";
+  }
+
+  TempDir dir_;
+  std::shared_ptr<FaultyFileSystem> fs_ = std::make_shared<FaultyFileSystem>();
+  std::unique_ptr<EventLog> log_;
+};
+
+TEST_F(PipelinedCommitTest,
+       TheNextGroupIsDecidedWhileTheDiskSyncsTheOneBefore) {
+  GroupCommitWriter writer(log_.get());
+  Outcome first, second;
+  ASSERT_NO_FATAL_FAILURE(DecideSecondWhileFirstSyncs(writer, first, second));
+  EXPECT_EQ(first.calls.load(), 0) << "told before its sync finished";
+  EXPECT_EQ(log_->head(), 0u);
+
+  fs_->HoldWalSyncs(false);
+  for (int i = 0; i < 2000 && (first.calls == 0 || second.calls == 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  writer.Stop();
+  ASSERT_TRUE(first.Get().ok()) << first.Get().ToString();
+  ASSERT_TRUE(second.Get().ok()) << second.Get().ToString();
+  const auto all = log_->ReadRange(1, 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].position, 1u);
+  EXPECT_EQ((*all)[1].position, 2u);
+  EXPECT_EQ((*all)[1].revision, 1u);
+  EXPECT_EQ(std::get<MessageAppended>((*all)[1].payload).message.content,
+            "two");
+  EXPECT_EQ(writer.stats().groups.load(), 2u);
+}
+
+TEST_F(PipelinedCommitTest, AGroupDecidedOnTopOfAFailedSyncIsRefused) {
+  GroupCommitWriter writer(log_.get());
+  Outcome first, second;
+  ASSERT_NO_FATAL_FAILURE(DecideSecondWhileFirstSyncs(writer, first, second));
+  fs_->FailWalSyncs(true);
+  fs_->HoldWalSyncs(false);
+  for (int i = 0; i < 2000 && (first.calls == 0 || second.calls == 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  writer.Stop();
+  EXPECT_FALSE(first.Get().ok());
+  EXPECT_FALSE(second.Get().ok()) << "acknowledged on top of a failed sync";
+  EXPECT_EQ(first.calls.load(), 1);
+  EXPECT_EQ(second.calls.load(), 1);
+  EXPECT_EQ(log_->head(), 0u);
+
+  // After a restart on a healthy disk the log holds at most the first
+  // command (its sync failed, so it may or may not have reached the disk),
+  // never the second.
+  log_.reset();
+  fs_->FailWalSyncs(false);
+  auto reopened = EventLog::Open(dir_.str(), EventLogOptions());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  const auto all = (*reopened)->ReadRange(1, 10);
+  ASSERT_TRUE(all.ok());
+  EXPECT_LE(all->size(), 1u);
+  for (const RecordedEvent& e : *all) {
+    EXPECT_EQ(std::get<MessageAppended>(e.payload).message.content, "one");
+  }
+}
+
+TEST_F(PipelinedCommitTest, ABatchReadsThroughItsBaseAndItsOwnDeletesWin) {
+  rocksdb::ColumnFamilyHandle* cf = log_->cf(rocksdb::kDefaultColumnFamilyName);
+  LogBatch base(log_.get());
+  base.Put(cf, "k1", "v1");
+  base.Put(cf, "k2", "v2");
+  ASSERT_TRUE(base.Append({Note("s", NewEvent::kNoStream)},
+                          EventMeta{"alice", "", 1700000000000}, EventIds())
+                  .ok());
+  LogBatch next(log_.get(), &base);
+  EXPECT_EQ(next.head(), 1u) << "positions continue after the base's";
+  next.Delete(cf, "k2");
+  next.Put(cf, "k3", "v3");
+  EXPECT_EQ(next.Get(cf, "k1").value(), std::optional<std::string>("v1"));
+  EXPECT_EQ(next.Get(cf, "k2").value(), std::nullopt);
+  EXPECT_EQ(next.Get(cf, "k3").value(), std::optional<std::string>("v3"));
+  EXPECT_EQ(base.Get(cf, "k3").value(), std::nullopt) << "never the reverse";
+  ASSERT_TRUE(next.Append({Note("s", 0)}, EventMeta{"alice", "", 1700000000000},
+                          EventIds())
+                  .ok())
+      << "the stream's revision is read through the base";
+
+  ASSERT_TRUE(base.Commit().ok());
+  next.ClearBase();
+  EXPECT_EQ(next.Get(cf, "k1").value(), std::optional<std::string>("v1"));
+  ASSERT_TRUE(next.Commit().ok());
+  EXPECT_EQ(log_->head(), 2u);
+  std::string value;
+  EXPECT_TRUE(
+      log_->db()->Get(rocksdb::ReadOptions(), cf, "k2", &value).IsNotFound());
+  auto revision = log_->StreamRevision("s");
+  ASSERT_TRUE(revision.ok());
+  EXPECT_EQ(*revision, std::optional<uint64_t>(1));
 }
 
 }  // namespace
