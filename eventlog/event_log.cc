@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_buffer_manager.h>
@@ -127,7 +128,14 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
       rocksdb::NewBlockBasedTableFactory(table_options));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : names) {
-    descriptors.emplace_back(name, log->cf_options_);
+    rocksdb::ColumnFamilyOptions cf_options = log->cf_options_;
+    if (name == kEventsCf) {
+      // Positions only grow: each insert lands right after the one before,
+      // so the memtable keeps that spot as a hint instead of searching.
+      cf_options.memtable_insert_with_hint_prefix_extractor.reset(
+          rocksdb::NewFixedPrefixTransform(0));
+    }
+    descriptors.emplace_back(name, cf_options);
   }
 
   log->env_ = options.env;
@@ -453,7 +461,15 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
   return recorded;
 }
 
+void LogBatch::Seal() {
+  if (sealed_) return;
+  sealed_ = true;
+  if (next_position_ == first_position_) return;  // appended nothing
+  for (EventSink* sink : log_->sinks_) sink->Seal(*this);
+}
+
 Status LogBatch::Commit() {
+  Seal();
   if (empty()) return Status();
   // A batch that appended nothing (read models only) must not touch the
   // head: the writer may have moved it since this batch opened.

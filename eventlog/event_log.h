@@ -37,6 +37,10 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual Status Apply(const RecordedEvent& event, LogBatch& batch) = 0;
+  // Called once per batch that appended events, after its last Apply and
+  // before it commits, on the thread that built it (e.g. to write a
+  // checkpoint once per batch rather than once per event).
+  virtual void Seal(LogBatch& /*batch*/) {}
 };
 
 // Who wrote an event and why; stamped on every event of one command.
@@ -184,6 +188,9 @@ class LogBatch {
   void RollbackTo(size_t depth);
 
   bool empty() { return batch_.GetWriteBatch()->Count() == 0; }
+  // Ends the batch: the sinks' Seal runs if it appended events. Nothing may
+  // be written after. Commit seals a batch that is not sealed yet.
+  void Seal();
   uint64_t head() const { return next_position_ - 1; }
   // Writes the batch with sync=true. The batch cannot be reused after.
   Status Commit();
@@ -201,6 +208,7 @@ class LogBatch {
   rocksdb::WriteBatchWithIndex batch_;
   uint64_t next_position_;
   const uint64_t first_position_;  // next_position_ when the batch opened
+  bool sealed_ = false;
   std::vector<uint64_t> savepoints_;
 };
 

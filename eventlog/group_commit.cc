@@ -62,6 +62,7 @@ void GroupCommitWriter::DecideLoop() {
         // The group before is committed (its writes are in the store), so
         // the open one no longer reads through it.
         retired = std::move(sealed_);
+        open->batch->Seal();
         open->batch->ClearBase();
         sealed_ = std::move(open);
         committing_ = true;

@@ -344,6 +344,7 @@ void App::RunRebuild() {
           if (!e) return Status::Corruption("gap at " + std::to_string(p));
           CONVSTORE_RETURN_IF_ERROR(target->Apply(*e, batch));
         }
+        target->PutCheckpoint(batch, batch.head());
         SetActiveReadModelsPrefix(batch, target->prefix());
         // From here on, later commands (even in this group) decide against
         // and project into the new generation.

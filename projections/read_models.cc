@@ -286,10 +286,15 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
   };
   CONVSTORE_RETURN_IF_ERROR(
       std::visit(Applier{*this, event, batch}, event.payload));
-  std::string checkpoint = EncodePositionKey(event.position);
+  return Status();
+}
+
+void ReadModels::Seal(LogBatch& batch) { PutCheckpoint(batch, batch.head()); }
+
+void ReadModels::PutCheckpoint(LogBatch& batch, uint64_t position) const {
+  std::string checkpoint = EncodePositionKey(position);
   checkpoint.push_back(static_cast<char>(kReadModelsFormat));
   batch.Put(meta_, kCheckpointKey, checkpoint);
-  return Status();
 }
 
 void ReadModels::PutConversation(LogBatch& batch, const Conversation& c,
@@ -324,6 +329,7 @@ Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
       CONVSTORE_RETURN_IF_ERROR(Apply(e, batch));
       checkpoint = e.position;
     }
+    PutCheckpoint(batch, checkpoint);
     CONVSTORE_RETURN_IF_ERROR(batch.Commit());
   }
   return Status();

@@ -72,7 +72,13 @@ class ReadModels : public EventSink,
                       std::string_view prefix = kDefaultReadModelsPrefix);
   const std::string& prefix() const { return prefix_; }
 
+  // Writes the rows an event changes. The checkpoint is written once per
+  // batch: by Seal when this is the log's sink, by whoever applies events
+  // otherwise (CatchUpFrom, PutCheckpoint).
   Status Apply(const RecordedEvent& event, LogBatch& batch) override;
+  void Seal(LogBatch& batch) override;
+  // Records that the read models reflect the log up to `position`.
+  void PutCheckpoint(LogBatch& batch, uint64_t position) const;
 
   // Replays events after the checkpoint up to the log head (after a crash
   // between versions, or when the read models were dropped).
