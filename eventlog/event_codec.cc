@@ -26,24 +26,37 @@ Offset<flatbuffers::Vector<Offset<fbs::MetadataEntry>>> BuildMetadata(
   return b.CreateVector(entries);
 }
 
-Metadata ReadMetadata(
-    const flatbuffers::Vector<Offset<fbs::MetadataEntry>>* entries) {
-  Metadata out;
-  if (entries == nullptr) return out;
-  for (const fbs::MetadataEntry* e : *entries) {
-    out.emplace_back(e->key() ? e->key()->str() : std::string(),
-                     e->value() ? e->value()->str() : std::string());
+// The reads below assign into existing values, so that a decoder reusing one
+// RecordedEvent keeps its strings' storage; into a fresh value they give
+// exactly what constructing it would.
+void ReadStr(const flatbuffers::String* s, std::string& out) {
+  if (s == nullptr) {
+    out.clear();
+  } else {
+    out.assign(s->data(), s->size());
   }
-  return out;
 }
 
-std::string Str(const flatbuffers::String* s) {
-  return s ? s->str() : std::string();
+void ReadOptStr(const flatbuffers::String* s, std::optional<std::string>& out) {
+  if (s == nullptr) {
+    out.reset();
+  } else if (out) {
+    out->assign(s->data(), s->size());
+  } else {
+    out.emplace(s->data(), s->size());
+  }
 }
 
-std::optional<std::string> OptStr(const flatbuffers::String* s) {
-  if (s == nullptr) return std::nullopt;
-  return s->str();
+void ReadMetadata(
+    const flatbuffers::Vector<Offset<fbs::MetadataEntry>>* entries,
+    Metadata& out) {
+  out.resize(entries == nullptr ? 0 : entries->size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const fbs::MetadataEntry* e =
+        entries->Get(static_cast<flatbuffers::uoffset_t>(i));
+    ReadStr(e->key(), out[i].first);
+    ReadStr(e->value(), out[i].second);
+  }
 }
 
 Offset<flatbuffers::String> OptString(FlatBufferBuilder& b,
@@ -124,8 +137,8 @@ struct PayloadBuilder {
     const Message& m = e.message;
     return fbs::CreateMessageAppended(
                b, b.CreateString(m.id), b.CreateString(m.conversation_id),
-               static_cast<fbs::MessageRole>(m.role),
-               b.CreateString(m.content), m.created_at_ms)
+               static_cast<fbs::MessageRole>(m.role), b.CreateString(m.content),
+               m.created_at_ms)
         .Union();
   }
 };
@@ -134,79 +147,122 @@ Status MissingPayload() {
   return Status::Corruption("event names a payload type but holds no payload");
 }
 
-Result<EventPayload> ReadPayload(const fbs::EventEnvelope& env) {
+// The payload alternative T of `payload`, kept (with its storage) when it
+// already holds one, else a fresh one.
+template <typename T>
+T& Reuse(EventPayload& payload) {
+  if (T* t = std::get_if<T>(&payload)) return *t;
+  return payload.template emplace<T>();
+}
+
+Status ReadPayload(const fbs::EventEnvelope& env, EventPayload& out) {
   switch (env.payload_type()) {
     case fbs::Payload::AgentCreated: {
       const auto* e = env.payload_as_AgentCreated();
       if (e == nullptr) return MissingPayload();
-      Agent a;
-      a.id = Str(e->id());
-      a.name = Str(e->name());
-      a.instructions = Str(e->instructions());
-      a.dispatch_name = OptStr(e->dispatch_name());
-      a.metadata = ReadMetadata(e->metadata());
-      a.created_by = Str(e->created_by());
+      Agent& a = Reuse<AgentCreated>(out).agent;
+      ReadStr(e->id(), a.id);
+      ReadStr(e->name(), a.name);
+      ReadStr(e->instructions(), a.instructions);
+      ReadOptStr(e->dispatch_name(), a.dispatch_name);
+      ReadMetadata(e->metadata(), a.metadata);
+      ReadStr(e->created_by(), a.created_by);
       a.created_at_ms = e->created_at_ms();
       a.updated_at_ms = e->created_at_ms();
-      return EventPayload(AgentCreated{std::move(a)});
+      return Status();
     }
     case fbs::Payload::AgentUpdated: {
       const auto* e = env.payload_as_AgentUpdated();
       if (e == nullptr) return MissingPayload();
-      return EventPayload(AgentUpdated{
-          Str(e->id()), Str(e->name()), Str(e->instructions()),
-          OptStr(e->dispatch_name()), ReadMetadata(e->metadata()),
-          e->updated_at_ms()});
+      AgentUpdated& u = Reuse<AgentUpdated>(out);
+      ReadStr(e->id(), u.agent_id);
+      ReadStr(e->name(), u.name);
+      ReadStr(e->instructions(), u.instructions);
+      ReadOptStr(e->dispatch_name(), u.dispatch_name);
+      ReadMetadata(e->metadata(), u.metadata);
+      u.updated_at_ms = e->updated_at_ms();
+      return Status();
     }
     case fbs::Payload::AgentDeleted: {
       const auto* e = env.payload_as_AgentDeleted();
       if (e == nullptr) return MissingPayload();
-      return EventPayload(AgentDeleted{Str(e->id()), e->deleted_at_ms()});
+      AgentDeleted& d = Reuse<AgentDeleted>(out);
+      ReadStr(e->id(), d.agent_id);
+      d.deleted_at_ms = e->deleted_at_ms();
+      return Status();
     }
     case fbs::Payload::ConversationCreated: {
       const auto* e = env.payload_as_ConversationCreated();
       if (e == nullptr) return MissingPayload();
-      Conversation c;
-      c.id = Str(e->id());
-      c.agent_id = Str(e->agent_id());
-      c.title = Str(e->title());
-      c.created_by = Str(e->created_by());
+      Conversation& c = Reuse<ConversationCreated>(out).conversation;
+      ReadStr(e->id(), c.id);
+      ReadStr(e->agent_id(), c.agent_id);
+      ReadStr(e->title(), c.title);
+      ReadStr(e->created_by(), c.created_by);
       c.status = FromFb(e->status());
-      c.metadata = ReadMetadata(e->metadata());
+      ReadMetadata(e->metadata(), c.metadata);
       c.created_at_ms = e->created_at_ms();
       c.updated_at_ms = e->created_at_ms();
-      return EventPayload(ConversationCreated{std::move(c)});
+      return Status();
     }
     case fbs::Payload::ConversationUpdated: {
       const auto* e = env.payload_as_ConversationUpdated();
       if (e == nullptr) return MissingPayload();
-      return EventPayload(ConversationUpdated{Str(e->id()), Str(e->title()),
-                                              ReadMetadata(e->metadata()),
-                                              e->updated_at_ms()});
+      ConversationUpdated& u = Reuse<ConversationUpdated>(out);
+      ReadStr(e->id(), u.conversation_id);
+      ReadStr(e->title(), u.title);
+      ReadMetadata(e->metadata(), u.metadata);
+      u.updated_at_ms = e->updated_at_ms();
+      return Status();
     }
     case fbs::Payload::ConversationStatusChanged: {
       const auto* e = env.payload_as_ConversationStatusChanged();
       if (e == nullptr) return MissingPayload();
-      return EventPayload(ConversationStatusChanged{
-          Str(e->id()), FromFb(e->from()), FromFb(e->to()),
-          e->updated_at_ms()});
+      ConversationStatusChanged& c = Reuse<ConversationStatusChanged>(out);
+      ReadStr(e->id(), c.conversation_id);
+      c.from = FromFb(e->from());
+      c.to = FromFb(e->to());
+      c.updated_at_ms = e->updated_at_ms();
+      return Status();
     }
     case fbs::Payload::MessageAppended: {
       const auto* e = env.payload_as_MessageAppended();
       if (e == nullptr) return MissingPayload();
-      Message m;
-      m.id = Str(e->id());
-      m.conversation_id = Str(e->conversation_id());
+      Message& m = Reuse<MessageAppended>(out).message;
+      ReadStr(e->id(), m.id);
+      ReadStr(e->conversation_id(), m.conversation_id);
       m.role = FromFb(e->role());
-      m.content = Str(e->content());
+      ReadStr(e->content(), m.content);
       m.created_at_ms = e->created_at_ms();
-      return EventPayload(MessageAppended{std::move(m)});
+      return Status();
     }
     default:
-      return Status::Corruption("event has an unknown payload type " +
-                                std::to_string(static_cast<int>(
-                                    env.payload_type())));
+      return Status::Corruption(
+          "event has an unknown payload type " +
+          std::to_string(static_cast<int>(env.payload_type())));
   }
+}
+
+// Verifies and reads `bytes`, which must be 8-byte aligned, into `e`.
+Status DecodeAligned(std::string_view bytes, RecordedEvent& e) {
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  flatbuffers::Verifier verifier(data, bytes.size());
+  if (!fbs::VerifyEventEnvelopeBuffer(verifier)) {
+    return Status::Corruption("event bytes do not verify as an EventEnvelope");
+  }
+  const fbs::EventEnvelope* env = fbs::GetEventEnvelope(data);
+  e.position = env->position();
+  ReadStr(env->stream(), e.stream);
+  e.revision = env->revision();
+  ReadStr(env->event_id(), e.event_id);
+  e.recorded_at_ms = env->recorded_at_ms();
+  ReadStr(env->actor(), e.actor);
+  ReadStr(env->idempotency_key(), e.idempotency_key);
+  return ReadPayload(*env, e.payload);
+}
+
+bool Aligned(std::string_view bytes) {
+  return reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0;
 }
 
 }  // namespace
@@ -236,28 +292,28 @@ Result<RecordedEvent> DecodeEvent(std::string_view bytes) {
   // FlatBuffers reads scalars in place, so the buffer must be aligned as it
   // was built (8 bytes at most); RocksDB hands out values at any address.
   std::unique_ptr<uint64_t[]> aligned;
-  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) != 0) {
+  if (!Aligned(bytes)) {
     aligned.reset(new uint64_t[bytes.size() / sizeof(uint64_t) + 1]);
     std::memcpy(aligned.get(), bytes.data(), bytes.size());
     bytes = std::string_view(reinterpret_cast<const char*>(aligned.get()),
                              bytes.size());
   }
-  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  flatbuffers::Verifier verifier(data, bytes.size());
-  if (!fbs::VerifyEventEnvelopeBuffer(verifier)) {
-    return Status::Corruption("event bytes do not verify as an EventEnvelope");
-  }
-  const fbs::EventEnvelope* env = fbs::GetEventEnvelope(data);
   RecordedEvent e;
-  e.position = env->position();
-  e.stream = Str(env->stream());
-  e.revision = env->revision();
-  e.event_id = Str(env->event_id());
-  e.recorded_at_ms = env->recorded_at_ms();
-  e.actor = Str(env->actor());
-  e.idempotency_key = Str(env->idempotency_key());
-  CONVSTORE_ASSIGN_OR_RETURN(e.payload, ReadPayload(*env));
+  CONVSTORE_RETURN_IF_ERROR(DecodeAligned(bytes, e));
   return e;
+}
+
+Status EventDecoder::Decode(std::string_view bytes, RecordedEvent& event) {
+  // As DecodeEvent: an aligned copy of unaligned input, here in a buffer
+  // kept from one event to the next.
+  if (!Aligned(bytes)) {
+    const size_t words = bytes.size() / sizeof(uint64_t) + 1;
+    if (aligned_.size() < words) aligned_.resize(words);
+    std::memcpy(aligned_.data(), bytes.data(), bytes.size());
+    bytes = std::string_view(reinterpret_cast<const char*>(aligned_.data()),
+                             bytes.size());
+  }
+  return DecodeAligned(bytes, event);
 }
 
 }  // namespace convstore

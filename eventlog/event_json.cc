@@ -1,6 +1,9 @@
 #include "eventlog/event_json.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <charconv>
+#include <cstring>
 
 #include "core/encoding.h"
 #include "core/model_json.h"
@@ -10,90 +13,227 @@ namespace {
 
 namespace json = boost::json;
 
-json::value OptionalString(const std::optional<std::string>& s) {
-  return s ? json::value(*s) : json::value(nullptr);
-}
+constexpr int64_t kMillisPerDay = 86'400'000;
+
+// FormatRfc3339Millis(unix_ms), without a string or a snprintf per call:
+// the date ("YYYY-MM-DDT", exactly as FormatRfc3339Millis writes it) is
+// kept for the last day seen (per thread), and only the time of day,
+// "HH:MM:SS.mmmZ", is written here. The same bytes for every int64.
+class Rfc3339Millis {
+ public:
+  explicit Rfc3339Millis(int64_t unix_ms) {
+    // Floor division and a non-negative remainder, as FormatRfc3339Millis.
+    int64_t day = unix_ms / kMillisPerDay;
+    int64_t ms_of_day = unix_ms % kMillisPerDay;
+    if (ms_of_day < 0) {
+      ms_of_day += kMillisPerDay;
+      --day;
+    }
+    thread_local DatePrefix date;
+    if (!date.valid || date.day != day) {
+      const std::string full = FormatRfc3339Millis(unix_ms);
+      const size_t t = full.find('T');
+      if (t == std::string::npos || t + 1 > sizeof(date.text)) {
+        size_ = std::min(full.size(), sizeof(text_));  // never happens
+        std::memcpy(text_, full.data(), size_);
+        return;
+      }
+      date.size = t + 1;
+      std::memcpy(date.text, full.data(), date.size);
+      date.day = day;
+      date.valid = true;
+    }
+    std::memcpy(text_, date.text, date.size);
+    char* p = text_ + date.size;
+    const auto ms = static_cast<unsigned>(ms_of_day);
+    Digits(p, 2, ms / 3'600'000);
+    p[2] = ':';
+    Digits(p + 3, 2, ms / 60'000 % 60);
+    p[5] = ':';
+    Digits(p + 6, 2, ms / 1000 % 60);
+    p[8] = '.';
+    Digits(p + 9, 3, ms % 1000);
+    p[12] = 'Z';
+    size_ = date.size + 13;
+  }
+
+  std::string_view view() const { return {text_, size_}; }
+
+ private:
+  struct DatePrefix {
+    bool valid = false;
+    int64_t day = 0;
+    char text[48];
+    size_t size = 0;
+  };
+
+  // `n` decimal digits of v (v < 10^n), zero-padded.
+  static void Digits(char* p, int n, unsigned v) {
+    for (int i = n - 1; i >= 0; --i) {
+      p[i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  }
+
+  char text_[64];
+  size_t size_ = 0;
+};
+
+// Sets an object's members in order, either building it or refreshing one
+// that this same code built before (for an earlier event): the i-th member
+// set is the object's i-th member when that has the same key (its value is
+// overwritten, in place where the kind stays), else the object is cut to i
+// members and the member appended; members past the last one set are
+// dropped when this goes. So the result is always exactly the object that
+// building it afresh would give, and refreshing it allocates nothing new.
+class Members {
+ public:
+  explicit Members(json::object& o) : o_(o) {}
+  ~Members() { Truncate(n_); }
+  Members(const Members&) = delete;
+  Members& operator=(const Members&) = delete;
+
+  void Uint(std::string_view key, uint64_t v) {
+    Next(key).emplace_uint64() = v;
+  }
+  void Null(std::string_view key) { Next(key).emplace_null(); }
+  void Str(std::string_view key, std::string_view s) {
+    json::value& v = Next(key);
+    if (json::string* str = v.if_string()) {
+      str->assign(s);
+    } else {
+      v = s;
+    }
+  }
+  void OptionalStr(std::string_view key, const std::optional<std::string>& s) {
+    if (s) {
+      Str(key, *s);
+    } else {
+      Null(key);
+    }
+  }
+  void Object(std::string_view key, json::object&& o) {
+    Next(key) = std::move(o);
+  }
+  // The member, as an object (empty unless it was one).
+  json::object& ObjectRef(std::string_view key) {
+    json::value& v = Next(key);
+    if (json::object* o = v.if_object()) return *o;
+    return v.emplace_object();
+  }
+
+ private:
+  json::value& Next(std::string_view key) {
+    const size_t i = n_++;
+    if (i < o_.size()) {
+      auto it = o_.begin() + static_cast<std::ptrdiff_t>(i);
+      if (it->key() == key) return it->value();
+      Truncate(i);
+    }
+    return o_.emplace(key, nullptr).first->value();
+  }
+  void Truncate(size_t n) {
+    // Erasing the last member moves no other.
+    while (o_.size() > n) o_.erase(o_.end() - 1);
+  }
+
+  json::object& o_;
+  size_t n_ = 0;
+};
 
 struct PayloadJson {
-  json::object operator()(const AgentCreated& e) {
-    json::object o = AgentToJson(e.agent);
-    o.erase("updated_at");
-    return o;
+  json::object& o;
+
+  void operator()(const AgentCreated& e) {
+    json::object agent = AgentToJson(e.agent);
+    agent.erase("updated_at");
+    o = std::move(agent);
   }
-  json::object operator()(const AgentUpdated& e) {
-    return {{"agent_id", e.agent_id},
-            {"name", e.name},
-            {"instructions", e.instructions},
-            {"dispatch_name", OptionalString(e.dispatch_name)},
-            {"metadata", MetadataToJson(e.metadata)},
-            {"updated_at", FormatRfc3339Millis(e.updated_at_ms)}};
+  void operator()(const AgentUpdated& e) {
+    Members m(o);
+    m.Str("agent_id", e.agent_id);
+    m.Str("name", e.name);
+    m.Str("instructions", e.instructions);
+    m.OptionalStr("dispatch_name", e.dispatch_name);
+    m.Object("metadata", MetadataToJson(e.metadata));
+    m.Str("updated_at", Rfc3339Millis(e.updated_at_ms).view());
   }
-  json::object operator()(const AgentDeleted& e) {
-    return {{"agent_id", e.agent_id},
-            {"deleted_at", FormatRfc3339Millis(e.deleted_at_ms)}};
+  void operator()(const AgentDeleted& e) {
+    Members m(o);
+    m.Str("agent_id", e.agent_id);
+    m.Str("deleted_at", Rfc3339Millis(e.deleted_at_ms).view());
   }
-  json::object operator()(const ConversationCreated& e) {
+  void operator()(const ConversationCreated& e) {
     const Conversation& c = e.conversation;
-    return {{"id", c.id},
-            {"agent_id", c.agent_id},
-            {"title", c.title},
-            {"created_by", c.created_by},
-            {"status", ToString(c.status)},
-            {"metadata", MetadataToJson(c.metadata)},
-            {"created_at", FormatRfc3339Millis(c.created_at_ms)}};
+    Members m(o);
+    m.Str("id", c.id);
+    m.Str("agent_id", c.agent_id);
+    m.Str("title", c.title);
+    m.Str("created_by", c.created_by);
+    m.Str("status", ToString(c.status));
+    m.Object("metadata", MetadataToJson(c.metadata));
+    m.Str("created_at", Rfc3339Millis(c.created_at_ms).view());
   }
-  json::object operator()(const ConversationUpdated& e) {
-    return {{"conversation_id", e.conversation_id},
-            {"title", e.title},
-            {"metadata", MetadataToJson(e.metadata)},
-            {"updated_at", FormatRfc3339Millis(e.updated_at_ms)}};
+  void operator()(const ConversationUpdated& e) {
+    Members m(o);
+    m.Str("conversation_id", e.conversation_id);
+    m.Str("title", e.title);
+    m.Object("metadata", MetadataToJson(e.metadata));
+    m.Str("updated_at", Rfc3339Millis(e.updated_at_ms).view());
   }
-  json::object operator()(const ConversationStatusChanged& e) {
-    return {{"conversation_id", e.conversation_id},
-            {"from", ToString(e.from)},
-            {"to", ToString(e.to)},
-            {"updated_at", FormatRfc3339Millis(e.updated_at_ms)}};
+  void operator()(const ConversationStatusChanged& e) {
+    Members m(o);
+    m.Str("conversation_id", e.conversation_id);
+    m.Str("from", ToString(e.from));
+    m.Str("to", ToString(e.to));
+    m.Str("updated_at", Rfc3339Millis(e.updated_at_ms).view());
   }
-  json::object operator()(const MessageAppended& e) {
-    const Message& m = e.message;
-    return {{"id", m.id},
-            {"conversation_id", m.conversation_id},
-            {"role", ToString(m.role)},
-            {"content", m.content},
-            {"created_at", FormatRfc3339Millis(m.created_at_ms)}};
+  void operator()(const MessageAppended& e) {
+    const Message& msg = e.message;
+    Members m(o);
+    m.Str("id", msg.id);
+    m.Str("conversation_id", msg.conversation_id);
+    m.Str("role", ToString(msg.role));
+    m.Str("content", msg.content);
+    m.Str("created_at", Rfc3339Millis(msg.created_at_ms).view());
   }
 };
 
-std::string CsvField(std::string_view s) {
-  bool quote = s.find_first_of(",\"\r\n") != std::string_view::npos;
-  if (!quote) return std::string(s);
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
+// EventPayloadToJson(payload), into `o` (see Members).
+void SetPayloadJson(const EventPayload& payload, json::object& o) {
+  std::visit(PayloadJson{o}, payload);
+}
+
+// EventToJson(e), into `o` (see Members).
+void SetEventJson(const RecordedEvent& e, json::object& o) {
+  Members m(o);
+  m.Uint("position", e.position);
+  m.Str("stream", e.stream);
+  m.Uint("revision", e.revision);
+  m.Str("event_id", e.event_id);
+  m.Str("type", EventTypeName(e.payload));
+  m.Str("recorded_at", Rfc3339Millis(e.recorded_at_ms).view());
+  m.Str("actor", e.actor);
+  if (e.idempotency_key.empty()) {
+    m.Null("idempotency_key");
+  } else {
+    m.Str("idempotency_key", e.idempotency_key);
   }
-  out.push_back('"');
-  return out;
+  SetPayloadJson(e.payload, m.ObjectRef("payload"));
 }
 
 }  // namespace
 
 json::object EventPayloadToJson(const EventPayload& payload) {
-  return std::visit(PayloadJson{}, payload);
+  json::object o;
+  SetPayloadJson(payload, o);
+  return o;
 }
 
 json::object EventToJson(const RecordedEvent& e) {
-  return {{"position", e.position},
-          {"stream", e.stream},
-          {"revision", e.revision},
-          {"event_id", e.event_id},
-          {"type", EventTypeName(e.payload)},
-          {"recorded_at", FormatRfc3339Millis(e.recorded_at_ms)},
-          {"actor", e.actor},
-          {"idempotency_key", e.idempotency_key.empty()
-                                  ? json::value(nullptr)
-                                  : json::value(e.idempotency_key)},
-          {"payload", EventPayloadToJson(e.payload)}};
+  json::object o;
+  SetEventJson(e, o);
+  return o;
 }
 
 std::string EventCsvHeader() {
@@ -102,17 +242,85 @@ std::string EventCsvHeader() {
 }
 
 std::string EventToCsvRow(const RecordedEvent& e) {
-  std::string row = std::to_string(e.position);
-  row += "," + CsvField(e.stream);
-  row += "," + std::to_string(e.revision);
-  row += "," + CsvField(e.event_id);
-  row += "," + std::string(EventTypeName(e.payload));
-  row += "," + FormatRfc3339Millis(e.recorded_at_ms);
-  row += "," + CsvField(e.actor);
-  row += "," + CsvField(e.idempotency_key);
-  row += "," + CsvField(json::serialize(EventPayloadToJson(e.payload)));
-  row += "\r\n";
-  return row;
+  EventTextWriter writer;
+  writer.AppendCsvRow(e);
+  return std::string(writer.text());
+}
+
+char* EventTextWriter::Text::Room(size_t n) {
+  if (bytes.size() - size < n) {
+    bytes.resize(std::max(2 * bytes.size(), size + n));
+  }
+  return bytes.data() + size;
+}
+
+void EventTextWriter::Text::Append(std::string_view s) {
+  std::memcpy(Room(s.size()), s.data(), s.size());
+  size += s.size();
+}
+
+void EventTextWriter::Text::Append(char c) {
+  *Room(1) = c;
+  ++size;
+}
+
+void EventTextWriter::Serialize(const json::object& object, Text& out) {
+  serializer_.reset(&object);
+  while (!serializer_.done()) {
+    char* room = out.Room(4096);
+    out.size += serializer_.read(room, out.bytes.size() - out.size).size();
+  }
+}
+
+void EventTextWriter::AppendJsonLine(const RecordedEvent& event) {
+  SetEventJson(event, event_);
+  Serialize(event_, text_);
+  text_.Append('\n');
+}
+
+void EventTextWriter::AppendCsvRow(const RecordedEvent& e) {
+  // A comma, then the field as RFC 4180 has it: quoted when it holds a
+  // comma, a quote or a line break, with its quotes doubled.
+  auto field = [this](std::string_view s) {
+    text_.Append(',');
+    if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+      text_.Append(s);
+      return;
+    }
+    text_.Append('"');
+    for (size_t start = 0;;) {
+      const size_t quote = s.find('"', start);
+      if (quote == std::string_view::npos) {
+        text_.Append(s.substr(start));
+        break;
+      }
+      text_.Append(s.substr(start, quote + 1 - start));
+      text_.Append('"');
+      start = quote + 1;
+    }
+    text_.Append('"');
+  };
+  auto number = [this](uint64_t v) {
+    char* room = text_.Room(20);
+    text_.size = static_cast<size_t>(std::to_chars(room, room + 20, v).ptr -
+                                     text_.bytes.data());
+  };
+  number(e.position);
+  field(e.stream);
+  text_.Append(',');
+  number(e.revision);
+  field(e.event_id);
+  text_.Append(',');
+  text_.Append(EventTypeName(e.payload));
+  text_.Append(',');
+  text_.Append(Rfc3339Millis(e.recorded_at_ms).view());
+  field(e.actor);
+  field(e.idempotency_key);
+  SetPayloadJson(e.payload, payload_);
+  payload_text_.size = 0;
+  Serialize(payload_, payload_text_);
+  field(std::string_view(payload_text_.bytes.data(), payload_text_.size));
+  text_.Append("\r\n");
 }
 
 }  // namespace convstore

@@ -43,6 +43,8 @@ namespace {
 
 constexpr size_t kMemtableBudgetBytes = 64 << 20;
 constexpr size_t kBlockCacheBytes = 32 << 20;
+// Read ahead of a sequential scan (ReadRangeInto).
+constexpr size_t kScanReadaheadBytes = 256 << 10;
 
 // RocksDB's warnings and errors go to the server's log; its info chatter is
 // dropped. Nothing is written to a LOG file in the data dir: on a full disk,
@@ -292,6 +294,24 @@ Result<std::vector<RecordedEvent>> EventLog::ReadRange(uint64_t from,
   }
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read events"));
   return out;
+}
+
+Result<size_t> EventLog::ReadRangeInto(
+    uint64_t from, size_t limit, std::vector<RecordedEvent>& events) const {
+  rocksdb::ReadOptions options;
+  options.fill_cache = false;
+  options.readahead_size = kScanReadaheadBytes;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, events_cf_));
+  EventDecoder decoder;
+  size_t n = 0;
+  for (it->Seek(EncodeU64(from)); it->Valid() && n < limit; it->Next()) {
+    if (n == events.size()) events.emplace_back();
+    CONVSTORE_RETURN_IF_ERROR(
+        decoder.Decode(it->value().ToStringView(), events[n]));
+    ++n;
+  }
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read events"));
+  return n;
 }
 
 Result<std::optional<uint64_t>> EventLog::StreamRevision(

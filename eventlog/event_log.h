@@ -85,6 +85,14 @@ class EventLog {
   // Events with position >= from, in order, at most `limit`.
   Result<std::vector<RecordedEvent>> ReadRange(uint64_t from,
                                                size_t limit) const;
+  // As ReadRange, into events[0, n), n returned: the events already in
+  // `events` are overwritten in place, reusing their strings' storage, and
+  // it grows as needed (never shrinks). For long sequential scans (export)
+  // that read the log in chunks: no allocation per event once warm, a large
+  // read ahead, and what is read is not put in the block cache. On an error
+  // `events` holds unspecified values.
+  Result<size_t> ReadRangeInto(uint64_t from, size_t limit,
+                               std::vector<RecordedEvent>& events) const;
   // Current revision of a stream; nullopt when it has no events.
   Result<std::optional<uint64_t>> StreamRevision(std::string_view stream) const;
 

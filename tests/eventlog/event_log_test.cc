@@ -2,18 +2,20 @@
 // directory: one gapless global position from 1, per-stream revisions from 0,
 // expected-revision checks that undo the whole failed Append, savepoints,
 // reopen, locking, and a codec that turns any bytes into a Corruption status
-// instead of a crash. Also the read models (projections/read_models.h) as a
+// instead of a crash; and the byte-stable JSON and CSV of events
+// (event_json.h). Also the read models (projections/read_models.h) as a
 // sink of the log, and the "rebuild gives the same bytes" property.
 #include "eventlog/event_log.h"
 
 #include <flatbuffers/flatbuffers.h>
 #include <gtest/gtest.h>
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <random>
@@ -21,7 +23,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/encoding.h"
 #include "eventlog/event_codec.h"
+#include "eventlog/event_json.h"
 #include "eventlog/events_generated.h"
 #include "projections/read_models.h"
 #include "tests/support/test_server.h"
@@ -63,7 +67,8 @@ std::unique_ptr<EventLog> MustOpen(const std::string& dir,
 const std::string kAgentId = "0190c1e8-0000-7000-8000-00000000000a";
 const std::string kConvId = "conv-0190c1e8-0000-7000-8000-00000000000c";
 const std::string kUnicode =
-    "Gr\xC3\xBC\xC3\x9F" "e, \xE4\xB8\x96\xE7\x95\x8C! \xF0\x9F\x91\x8B";
+    "Gr\xC3\xBC\xC3\x9F"
+    "e, \xE4\xB8\x96\xE7\x95\x8C! \xF0\x9F\x91\x8B";
 
 Agent SampleAgent() {
   Agent a;
@@ -121,8 +126,8 @@ std::vector<NewEvent> OneOfEachType() {
        MessageAppended{SampleMessage(MessageRole::kAssistant,
                                      std::string(70000, 'x'), kT0 + 3)}},
       {conv, 0,
-       ConversationUpdated{kConvId, "Renamed", {{"a", "1"}, {"b", "2"}},
-                           kT0 + 4}},
+       ConversationUpdated{
+           kConvId, "Renamed", {{"a", "1"}, {"b", "2"}}, kT0 + 4}},
       {conv, 1,
        ConversationStatusChanged{kConvId, ConversationStatus::kActive,
                                  ConversationStatus::kCompleted, kT0 + 5}},
@@ -336,7 +341,8 @@ TEST_F(EventLogTest, ABatchWithoutAppendsNeverMovesTheHead) {
 
 TEST_F(EventLogTest, LaterAppendsInABatchSeeEarlierOnes) {
   LogBatch batch(log_.get());
-  ASSERT_TRUE(batch.Append({Note("s", NewEvent::kNoStream)}, Meta(), ids_).ok());
+  ASSERT_TRUE(
+      batch.Append({Note("s", NewEvent::kNoStream)}, Meta(), ids_).ok());
   // The stream exists now (in the batch): kNoStream fails, revision 0 matches.
   auto again = batch.Append({Note("s", NewEvent::kNoStream)}, Meta(), ids_);
   ASSERT_FALSE(again.ok());
@@ -349,7 +355,8 @@ TEST_F(EventLogTest, LaterAppendsInABatchSeeEarlierOnes) {
   EXPECT_EQ(log_->head(), 2u);
 }
 
-// --- Expected-revision conflicts ----------------------------------------------
+// --- Expected-revision conflicts
+// ----------------------------------------------
 
 TEST_F(EventLogTest, NoStreamOnAnExistingStreamIsAConflict) {
   Commit({Note("s", std::nullopt), Note("s", std::nullopt)});
@@ -383,9 +390,9 @@ TEST_F(EventLogTest, ConflictUndoesTheWholeAppendButKeepsTheOthers) {
   auto before = batch.Append({Note("before", std::nullopt)}, Meta(), ids_);
   ASSERT_TRUE(before.ok());
   // Its first event is fine; its second conflicts: neither may remain.
-  auto failed = batch.Append(
-      {Note("fresh", NewEvent::kNoStream), Note("existing", NewEvent::kNoStream)},
-      Meta(), ids_);
+  auto failed = batch.Append({Note("fresh", NewEvent::kNoStream),
+                              Note("existing", NewEvent::kNoStream)},
+                             Meta(), ids_);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().kind(), ErrorKind::kConflict);
   EXPECT_EQ(batch.head(), 2u) << "positions of the failed Append are reused";
@@ -413,8 +420,8 @@ TEST_F(EventLogTest, ConflictUndoesTheWholeAppendButKeepsTheOthers) {
 TEST_F(EventLogTest, FailedAppendAloneLeavesHeadAndRevisionsUnchanged) {
   Commit({Note("s", std::nullopt)});
   LogBatch batch(log_.get());
-  ASSERT_FALSE(batch.Append({Note("t", std::nullopt), Note("s", 5)}, Meta(), ids_)
-                   .ok());
+  ASSERT_FALSE(
+      batch.Append({Note("t", std::nullopt), Note("s", 5)}, Meta(), ids_).ok());
   ASSERT_TRUE(batch.Commit().ok());
   EXPECT_EQ(log_->head(), 1u);
   EXPECT_EQ(Revision("s"), std::optional<uint64_t>(0));
@@ -422,15 +429,17 @@ TEST_F(EventLogTest, FailedAppendAloneLeavesHeadAndRevisionsUnchanged) {
   EXPECT_EQ(ReadAll().size(), 1u);
 }
 
-// --- Savepoints ---------------------------------------------------------------
+// --- Savepoints
+// ---------------------------------------------------------------
 
 TEST_F(EventLogTest, RollbackToSavePointUndoesWritesAndPositions) {
   LogBatch batch(log_.get());
   ASSERT_TRUE(batch.Append({Note("kept", std::nullopt)}, Meta(), ids_).ok());
   batch.SetSavePoint();
-  ASSERT_TRUE(batch.Append({Note("undone", std::nullopt), Note("kept", 0)},
-                           Meta(), ids_)
-                  .ok());
+  ASSERT_TRUE(
+      batch
+          .Append({Note("undone", std::nullopt), Note("kept", 0)}, Meta(), ids_)
+          .ok());
   EXPECT_EQ(batch.head(), 3u);
   batch.RollbackToSavePoint();
   EXPECT_EQ(batch.head(), 1u);
@@ -468,7 +477,8 @@ TEST_F(EventLogTest, NestedSavePointsRollBackOneLevelAtATime) {
   EXPECT_EQ(log_->head(), 0u);
 }
 
-// --- Reopen, read-only, locking -------------------------------------------------
+// --- Reopen, read-only, locking
+// -------------------------------------------------
 
 TEST_F(EventLogTest, ReopenKeepsHeadAndPositionsContinue) {
   const auto first = Commit(OneOfEachType());
@@ -480,8 +490,8 @@ TEST_F(EventLogTest, ReopenKeepsHeadAndPositionsContinue) {
   ASSERT_NE(log_, nullptr);
   EXPECT_EQ(log_->head(), head);
   EXPECT_EQ(Revision(AgentStream(kAgentId)), std::optional<uint64_t>(2));
-  const auto more = Commit({Note("after-reopen", std::nullopt),
-                            Note(AgentStream(kAgentId), 2)});
+  const auto more = Commit(
+      {Note("after-reopen", std::nullopt), Note(AgentStream(kAgentId), 2)});
   ASSERT_EQ(more.size(), 2u);
   EXPECT_EQ(more[0].position, head + 1);
   EXPECT_EQ(more[1].position, head + 2);
@@ -539,7 +549,8 @@ TEST_F(EventLogTest, ReadOnlyOpenSeesCommittedEventsAndRefusesCommits) {
   auto all = (*ro)->ReadRange(1, 1000);
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), written.size());
-  for (size_t i = 0; i < written.size(); ++i) ExpectSameEvent((*all)[i], written[i]);
+  for (size_t i = 0; i < written.size(); ++i)
+    ExpectSameEvent((*all)[i], written[i]);
 
   LogBatch batch(ro->get());
   ASSERT_TRUE(batch.Append({Note("x", std::nullopt)}, Meta(), ids_).ok());
@@ -557,7 +568,8 @@ TEST_F(EventLogTest, ReadOnlyOpenBesideAWriterSeesWhatWasCommitted) {
   EXPECT_EQ((*ro)->head(), 2u);
 }
 
-// --- Codec: arbitrary bytes are Corruption, never a crash ----------------------
+// --- Codec: arbitrary bytes are Corruption, never a crash
+// ----------------------
 
 std::vector<std::string> EncodedSamples() {
   std::vector<std::string> out;
@@ -573,11 +585,341 @@ std::vector<std::string> EncodedSamples() {
     r.idempotency_key = (position % 2) ? "idem" : "";
     r.payload = e.payload;
     if (auto* m = std::get_if<MessageAppended>(&r.payload)) {
-      m->message.content.resize(std::min<size_t>(m->message.content.size(), 40));
+      m->message.content.resize(
+          std::min<size_t>(m->message.content.size(), 40));
     }
     out.push_back(EncodeEvent(r));
   }
   return out;
+}
+
+// --- ReadRangeInto: ReadRange for scans, into a reused vector -------------
+
+TEST_F(EventLogTest, ReadRangeIntoReadsWhatReadRangeReadsIntoAReusedVector) {
+  Commit(OneOfEachType(), Meta("alice", "idem-key-1"));
+  Commit({Note("s1", std::nullopt), Note("s2", std::nullopt)});
+  ASSERT_EQ(log_->head(), 12u);
+  // Each read overwrites what the one before left, so the slots hold events
+  // of other types, longer and shorter strings, keys and none.
+  std::vector<RecordedEvent> into;
+  for (uint64_t from : {1u, 5u, 12u, 3u, 13u, 1u, 11u, 2u}) {
+    for (size_t limit : {100u, 1u, 4u, 2u, 12u}) {
+      SCOPED_TRACE("from " + std::to_string(from) + ", limit " +
+                   std::to_string(limit));
+      const size_t before = into.size();
+      auto n = log_->ReadRangeInto(from, limit, into);
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      auto want = log_->ReadRange(from, limit);
+      ASSERT_TRUE(want.ok()) << want.status().ToString();
+      ASSERT_EQ(*n, want->size());
+      EXPECT_EQ(into.size(), std::max(before, *n)) << "grows, never shrinks";
+      for (size_t i = 0; i < *n; ++i) ExpectSameEvent(into[i], (*want)[i]);
+    }
+  }
+}
+
+TEST_F(EventLogTest, ReadRangeIntoOfBytesThatDoNotDecodeIsCorruption) {
+  Commit({Note("s", std::nullopt), Note("s", 0)});
+  ASSERT_TRUE(log_->db()
+                  ->Put(rocksdb::WriteOptions(), log_->cf("events"),
+                        EncodePositionKey(3), "not an event")
+                  .ok());
+  std::vector<RecordedEvent> into;
+  auto n = log_->ReadRangeInto(1, 100, into);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().kind(), ErrorKind::kCorruption);
+  auto first_two = log_->ReadRangeInto(1, 2, into);
+  ASSERT_TRUE(first_two.ok()) << first_two.status().ToString();
+  EXPECT_EQ(*first_two, 2u);
+}
+
+TEST(EventCodecTest, DecoderReusingOneEventGivesWhatDecodeEventGives) {
+  std::vector<std::string> encoded = EncodedSamples();
+  // Backwards too, so that every type is decoded over others; and from an
+  // unaligned address, which takes the aligned copy.
+  std::vector<std::string> order = encoded;
+  order.insert(order.end(), encoded.rbegin(), encoded.rend());
+  EventDecoder decoder;
+  RecordedEvent event;
+  for (const std::string& bytes : order) {
+    auto want = DecodeEvent(bytes);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    ASSERT_TRUE(decoder.Decode(bytes, event).ok());
+    ExpectSameEvent(event, *want);
+    const std::string shifted = "x" + bytes;
+    ASSERT_TRUE(
+        decoder.Decode(std::string_view(shifted).substr(1), event).ok());
+    ExpectSameEvent(event, *want);
+  }
+  EXPECT_EQ(decoder.Decode("not an event", event).kind(),
+            ErrorKind::kCorruption);
+}
+
+// --- JSON and CSV of events (eventlog/event_json.h) ------------------------
+
+// Events whose JSON and CSV are pinned below: every type, and the values
+// that need care (quotes, commas, line breaks and control characters,
+// non-ASCII, null and empty optionals, metadata with a repeated key, an
+// Idempotency-Key, a time before 1970).
+std::vector<RecordedEvent> RenderSamples() {
+  auto event = [](uint64_t position, std::string stream, uint64_t revision,
+                  EventPayload payload) {
+    RecordedEvent e;
+    e.position = position;
+    e.stream = std::move(stream);
+    e.revision = revision;
+    e.event_id = "e" + std::to_string(position);
+    e.recorded_at_ms = kT0 + static_cast<int64_t>(position);
+    e.actor = "alice";
+    e.payload = std::move(payload);
+    return e;
+  };
+  Agent agent;
+  agent.id = "a1";
+  agent.name = "Bot " + kUnicode;
+  agent.instructions = "Be brief.\nAlways greet.";
+  agent.dispatch_name = "worker";
+  agent.metadata = {{"team", "cx"}, {"empty", ""}};
+  agent.created_by = "alice";
+  agent.created_at_ms = agent.updated_at_ms = kT0;
+  Agent bare = agent;
+  bare.id = "a2";
+  bare.dispatch_name = std::nullopt;
+  bare.metadata.clear();
+  Conversation conv;
+  conv.id = "c1";
+  conv.agent_id = "a1";
+  conv.title = "Hi, \"you\"";
+  conv.created_by = "alice";
+  conv.metadata = {{"customer", "42"}};
+  conv.created_at_ms = conv.updated_at_ms = kT0 + 2;
+  Message m1{"m1", "c1", MessageRole::kUser,
+             "a, \"quoted\"\r\nline\ttab \x01 " + kUnicode, kT0 + 3};
+  Message m2{"m2", "c1", MessageRole::kAssistant, "plain", kT0 + 4};
+  std::vector<RecordedEvent> out;
+  out.push_back(event(1, "agent-a1", 0, AgentCreated{agent}));
+  out.push_back(event(2, "conversation-c1", 0, ConversationCreated{conv}));
+  out.push_back(event(3, "messages-c1", 0, MessageAppended{m1}));
+  out.back().idempotency_key = "k\"1,2";
+  out.back().actor = "bob, admin";
+  out.push_back(event(4, "messages-c1", 1, MessageAppended{m2}));
+  out.push_back(
+      event(5, "conversation-c1", 1,
+            ConversationUpdated{
+                "c1", "T", {{"b", "1"}, {"a", "2"}, {"b", "3"}}, kT0 + 5}));
+  out.push_back(
+      event(6, "conversation-c1", 2,
+            ConversationStatusChanged{"c1", ConversationStatus::kActive,
+                                      ConversationStatus::kArchived, kT0 + 6}));
+  out.push_back(event(7, "agent-a1", 1,
+                      AgentUpdated{"a1", "B", "", std::nullopt, {}, kT0 + 7}));
+  out.push_back(event(8, "agent-a1", 2,
+                      AgentUpdated{"a1", "B", "I", "", {{"t", "x"}}, kT0 + 8}));
+  out.push_back(event(9, "agent-a1", 3, AgentDeleted{"a1", -1}));
+  out.push_back(event(10, "agent-a2", 0, AgentCreated{bare}));
+  return out;
+}
+
+// serialize(EventToJson(e)) of RenderSamples(), as it has always been.
+const std::vector<std::string> kSampleJson = {
+    std::string(
+        R"({"position":1,"stream":"agent-a1","revision":0,"event_id":"e1",)"
+        R"("type":"AgentCreated","recorded_at":"2023-11-14T22:13:20.001Z",)"
+        R"("actor":"alice","idempotency_key":null,"payload":{"id":"a1",)"
+        R"("name":"Bot )") +
+        kUnicode +
+        R"(","instructions":"Be brief.\nAlways greet.",)"
+        R"("dispatch_name":"worker","metadata":{"team":"cx","empty":""},)"
+        R"("created_by":"alice","created_at":"2023-11-14T22:13:20.000Z"}})",
+    R"({"position":2,"stream":"conversation-c1","revision":0,)"
+    R"("event_id":"e2","type":"ConversationCreated",)"
+    R"("recorded_at":"2023-11-14T22:13:20.002Z","actor":"alice",)"
+    R"("idempotency_key":null,"payload":{"id":"c1","agent_id":"a1",)"
+    R"("title":"Hi, \"you\"","created_by":"alice","status":"active",)"
+    R"("metadata":{"customer":"42"},)"
+    R"("created_at":"2023-11-14T22:13:20.002Z"}})",
+    std::string(
+        R"({"position":3,"stream":"messages-c1","revision":0,"event_id":"e3",)"
+        R"("type":"MessageAppended","recorded_at":"2023-11-14T22:13:20.003Z",)"
+        R"("actor":"bob, admin","idempotency_key":"k\"1,2",)"
+        R"("payload":{"id":"m1","conversation_id":"c1","role":"user",)"
+        R"("content":"a, \"quoted\"\r\nline\ttab \u0001 )") +
+        kUnicode + R"(","created_at":"2023-11-14T22:13:20.003Z"}})",
+    R"({"position":4,"stream":"messages-c1","revision":1,"event_id":"e4",)"
+    R"("type":"MessageAppended","recorded_at":"2023-11-14T22:13:20.004Z",)"
+    R"("actor":"alice","idempotency_key":null,"payload":{"id":"m2",)"
+    R"("conversation_id":"c1","role":"assistant","content":"plain",)"
+    R"("created_at":"2023-11-14T22:13:20.004Z"}})",
+    R"({"position":5,"stream":"conversation-c1","revision":1,)"
+    R"("event_id":"e5","type":"ConversationUpdated",)"
+    R"("recorded_at":"2023-11-14T22:13:20.005Z","actor":"alice",)"
+    R"("idempotency_key":null,"payload":{"conversation_id":"c1",)"
+    R"("title":"T","metadata":{"b":"3","a":"2"},)"
+    R"("updated_at":"2023-11-14T22:13:20.005Z"}})",
+    R"({"position":6,"stream":"conversation-c1","revision":2,)"
+    R"("event_id":"e6","type":"ConversationStatusChanged",)"
+    R"("recorded_at":"2023-11-14T22:13:20.006Z","actor":"alice",)"
+    R"("idempotency_key":null,"payload":{"conversation_id":"c1",)"
+    R"("from":"active","to":"archived",)"
+    R"("updated_at":"2023-11-14T22:13:20.006Z"}})",
+    R"({"position":7,"stream":"agent-a1","revision":1,"event_id":"e7",)"
+    R"("type":"AgentUpdated","recorded_at":"2023-11-14T22:13:20.007Z",)"
+    R"("actor":"alice","idempotency_key":null,"payload":{"agent_id":"a1",)"
+    R"("name":"B","instructions":"","dispatch_name":null,"metadata":{},)"
+    R"("updated_at":"2023-11-14T22:13:20.007Z"}})",
+    R"({"position":8,"stream":"agent-a1","revision":2,"event_id":"e8",)"
+    R"("type":"AgentUpdated","recorded_at":"2023-11-14T22:13:20.008Z",)"
+    R"("actor":"alice","idempotency_key":null,"payload":{"agent_id":"a1",)"
+    R"("name":"B","instructions":"I","dispatch_name":"",)"
+    R"("metadata":{"t":"x"},"updated_at":"2023-11-14T22:13:20.008Z"}})",
+    R"({"position":9,"stream":"agent-a1","revision":3,"event_id":"e9",)"
+    R"("type":"AgentDeleted","recorded_at":"2023-11-14T22:13:20.009Z",)"
+    R"("actor":"alice","idempotency_key":null,"payload":{"agent_id":"a1",)"
+    R"("deleted_at":"1969-12-31T23:59:59.999Z"}})",
+    std::string(
+        R"({"position":10,"stream":"agent-a2","revision":0,"event_id":"e10",)"
+        R"("type":"AgentCreated","recorded_at":"2023-11-14T22:13:20.010Z",)"
+        R"("actor":"alice","idempotency_key":null,"payload":{"id":"a2",)"
+        R"("name":"Bot )") +
+        kUnicode +
+        R"(","instructions":"Be brief.\nAlways greet.","dispatch_name":null,)"
+        R"("metadata":{},"created_by":"alice",)"
+        R"("created_at":"2023-11-14T22:13:20.000Z"}})",
+};
+// EventToCsvRow(e) of RenderSamples() before its "\r\n", as it has always
+// been.
+const std::vector<std::string> kSampleCsv = {
+    std::string(
+        R"(1,agent-a1,0,e1,AgentCreated,2023-11-14T22:13:20.001Z,alice,,)"
+        R"("{""id"":""a1"",""name"":""Bot )") +
+        kUnicode +
+        R"("",""instructions"":""Be brief.\nAlways greet."",)"
+        R"(""dispatch_name"":""worker"",""metadata"":{""team"":""cx"",)"
+        R"(""empty"":""""},""created_by"":""alice"",)"
+        R"(""created_at"":""2023-11-14T22:13:20.000Z""}")",
+    R"(2,conversation-c1,0,e2,ConversationCreated,)"
+    R"(2023-11-14T22:13:20.002Z,alice,,"{""id"":""c1"",)"
+    R"(""agent_id"":""a1"",""title"":""Hi, \""you\"""",)"
+    R"(""created_by"":""alice"",""status"":""active"",)"
+    R"(""metadata"":{""customer"":""42""},)"
+    R"(""created_at"":""2023-11-14T22:13:20.002Z""}")",
+    std::string(
+        R"(3,messages-c1,0,e3,MessageAppended,2023-11-14T22:13:20.003Z,"bob,)"
+        R"( admin","k""1,2","{""id"":""m1"",""conversation_id"":""c1"",)"
+        R"(""role"":""user"",""content"":""a,)"
+        R"( \""quoted\""\r\nline\ttab \u0001 )") +
+        kUnicode + R"("",""created_at"":""2023-11-14T22:13:20.003Z""}")",
+    R"(4,messages-c1,1,e4,MessageAppended,2023-11-14T22:13:20.004Z,alice,)"
+    R"(,"{""id"":""m2"",""conversation_id"":""c1"",)"
+    R"(""role"":""assistant"",""content"":""plain"",)"
+    R"(""created_at"":""2023-11-14T22:13:20.004Z""}")",
+    R"(5,conversation-c1,1,e5,ConversationUpdated,)"
+    R"(2023-11-14T22:13:20.005Z,alice,,"{""conversation_id"":""c1"",)"
+    R"(""title"":""T"",""metadata"":{""b"":""3"",""a"":""2""},)"
+    R"(""updated_at"":""2023-11-14T22:13:20.005Z""}")",
+    R"(6,conversation-c1,2,e6,ConversationStatusChanged,)"
+    R"(2023-11-14T22:13:20.006Z,alice,,"{""conversation_id"":""c1"",)"
+    R"(""from"":""active"",""to"":""archived"",)"
+    R"(""updated_at"":""2023-11-14T22:13:20.006Z""}")",
+    R"(7,agent-a1,1,e7,AgentUpdated,2023-11-14T22:13:20.007Z,alice,,)"
+    R"("{""agent_id"":""a1"",""name"":""B"",""instructions"":"""",)"
+    R"(""dispatch_name"":null,""metadata"":{},)"
+    R"(""updated_at"":""2023-11-14T22:13:20.007Z""}")",
+    R"(8,agent-a1,2,e8,AgentUpdated,2023-11-14T22:13:20.008Z,alice,,)"
+    R"("{""agent_id"":""a1"",""name"":""B"",""instructions"":""I"",)"
+    R"(""dispatch_name"":"""",""metadata"":{""t"":""x""},)"
+    R"(""updated_at"":""2023-11-14T22:13:20.008Z""}")",
+    R"(9,agent-a1,3,e9,AgentDeleted,2023-11-14T22:13:20.009Z,alice,,)"
+    R"("{""agent_id"":""a1"",)"
+    R"(""deleted_at"":""1969-12-31T23:59:59.999Z""}")",
+    std::string(
+        R"(10,agent-a2,0,e10,AgentCreated,2023-11-14T22:13:20.010Z,alice,,)"
+        R"("{""id"":""a2"",""name"":""Bot )") +
+        kUnicode +
+        R"("",""instructions"":""Be brief.\nAlways greet."",)"
+        R"(""dispatch_name"":null,""metadata"":{},""created_by"":""alice"",)"
+        R"(""created_at"":""2023-11-14T22:13:20.000Z""}")",
+};
+
+TEST(EventJsonTest, JsonAndCsvOfEveryTypeAreByteStable) {
+  const std::vector<RecordedEvent> samples = RenderSamples();
+  ASSERT_EQ(samples.size(), kSampleJson.size());
+  ASSERT_EQ(samples.size(), kSampleCsv.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    SCOPED_TRACE("position " + std::to_string(samples[i].position));
+    EXPECT_EQ(boost::json::serialize(EventToJson(samples[i])), kSampleJson[i]);
+    EXPECT_EQ(boost::json::serialize(EventPayloadToJson(samples[i].payload)),
+              boost::json::serialize(
+                  boost::json::parse(kSampleJson[i]).at("payload")));
+    EXPECT_EQ(EventToCsvRow(samples[i]), kSampleCsv[i] + "\r\n");
+  }
+}
+
+TEST(EventJsonTest, TextWriterGivesTheSameBytesWhateverCameBefore) {
+  // One writer for every ordered pair of samples: each event is rendered
+  // over the JSON that one of every type (and shape) left.
+  const std::vector<RecordedEvent> samples = RenderSamples();
+  EventTextWriter writer;
+  for (size_t a = 0; a < samples.size(); ++a) {
+    for (size_t b = 0; b < samples.size(); ++b) {
+      SCOPED_TRACE("positions " + std::to_string(a + 1) + ", " +
+                   std::to_string(b + 1));
+      writer.AppendJsonLine(samples[a]);
+      writer.AppendJsonLine(samples[b]);
+      EXPECT_EQ(writer.text(), kSampleJson[a] + "\n" + kSampleJson[b] + "\n");
+      writer.Clear();
+      writer.AppendCsvRow(samples[a]);
+      writer.AppendCsvRow(samples[b]);
+      EXPECT_EQ(writer.text(), kSampleCsv[a] + "\r\n" + kSampleCsv[b] + "\r\n");
+      writer.Clear();
+    }
+  }
+  // A text far larger than one serializer read.
+  RecordedEvent big = samples[3];
+  std::get<MessageAppended>(big.payload).message.content =
+      std::string(100000, '"');
+  for (int i = 0; i < 3; ++i) writer.AppendJsonLine(big);
+  const std::string line = boost::json::serialize(EventToJson(big)) + "\n";
+  EXPECT_EQ(writer.text(), line + line + line);
+}
+
+TEST(EventJsonTest, TimestampsAreFormatRfc3339Millis) {
+  // Same-day and new-day times in turn (EventToJson keeps the last date),
+  // before 1970, the edges of days and years, and the ends of int64.
+  std::vector<int64_t> times = {kT0,
+                                kT0 + 1,
+                                kT0 - 1,
+                                kT0 + 86'400'000,
+                                kT0,
+                                0,
+                                -1,
+                                -86'400'000,
+                                -86'400'001,
+                                86'399'999,
+                                86'400'000,
+                                951'782'400'000,      // 2000-02-29
+                                253'402'300'799'999,  // 9999-12-31T23:59:59.999
+                                253'402'300'800'000,  // year 10000
+                                -62'167'219'200'000,  // year 0
+                                -62'167'219'200'001,
+                                std::numeric_limits<int64_t>::min(),
+                                std::numeric_limits<int64_t>::min() + 1,
+                                std::numeric_limits<int64_t>::max(),
+                                std::numeric_limits<int64_t>::max() - 1};
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    times.push_back(static_cast<int64_t>(rng()) >> (rng() % 40));
+  }
+  RecordedEvent e;
+  for (int64_t t : times) {
+    e.recorded_at_ms = t;
+    e.payload = AgentDeleted{"a", t};
+    const boost::json::object o = EventToJson(e);
+    EXPECT_EQ(o.at("recorded_at").as_string(), FormatRfc3339Millis(t)) << t;
+    EXPECT_EQ(o.at("payload").at("deleted_at").as_string(),
+              FormatRfc3339Millis(t))
+        << t;
+  }
 }
 
 TEST(EventCodecTest, EncodeThenDecodeIsIdentity) {
@@ -717,9 +1059,8 @@ TEST(EventCodecTest, PayloadTypeWithoutPayloadIsCorruption) {
     EXPECT_EXIT(
         {
           auto r = DecodeEvent(bytes);
-          std::_Exit(!r.ok() && r.status().kind() == ErrorKind::kCorruption
-                         ? 0
-                         : 1);
+          std::_Exit(
+              !r.ok() && r.status().kind() == ErrorKind::kCorruption ? 0 : 1);
         },
         ::testing::ExitedWithCode(0), "");
   }
@@ -734,7 +1075,8 @@ TEST(EventCodecTest, NoPayloadOrAnUnknownPayloadTypeIsCorruption) {
   }
 }
 
-// --- Read models as a sink of the log --------------------------------------------
+// --- Read models as a sink of the log
+// --------------------------------------------
 
 // A store: the log plus, optionally, the read models attached as its sink.
 struct Store {
@@ -827,7 +1169,8 @@ std::vector<Command> Scenario() {
              Msg(kConv1, 12, MessageRole::kAssistant, "Hello \"there\"\n")}}},
        Meta("alice", "", kT0 + 12)},
       {{{ConversationStream(kConv1), 0,
-         ConversationUpdated{kConv1, "First, renamed", {{"p", "q"}}, kT0 + 13}}},
+         ConversationUpdated{
+             kConv1, "First, renamed", {{"p", "q"}}, kT0 + 13}}},
        Meta("alice", "", kT0 + 13)},
       {{{ConversationStream(kConv1), 1,
          ConversationStatusChanged{kConv1, S::kActive, S::kCompleted,
@@ -837,8 +1180,12 @@ std::vector<Command> Scenario() {
          ConversationCreated{c2}}},
        Meta("bob", "", kT0 + 20)},
       {{{AgentStream(kAgentA), 0,
-         AgentUpdated{kAgentA, "Agent A2", "Be kinder.", std::nullopt,
-                      {{"m", "2"}}, kT0 + 21}}},
+         AgentUpdated{kAgentA,
+                      "Agent A2",
+                      "Be kinder.",
+                      std::nullopt,
+                      {{"m", "2"}},
+                      kT0 + 21}}},
        Meta("alice", "", kT0 + 21)},
       {{{AgentStream(kAgentB), 0, AgentDeleted{kAgentB, kT0 + 22}}},
        Meta("bob", "", kT0 + 22)},
@@ -848,7 +1195,8 @@ std::vector<Command> Scenario() {
   };
 }
 
-using CfDump = std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
+using CfDump =
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
 
 CfDump DumpReadModels(const EventLog& log) {
   CfDump out;

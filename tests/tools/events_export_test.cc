@@ -9,11 +9,14 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "eventlog/event_json.h"
+#include "eventlog/event_log.h"
 #include "tests/support/api_assertions.h"
 #include "tests/support/process.h"
 #include "tests/support/test_server.h"
@@ -129,12 +132,14 @@ class EventsExportTest : public ::testing::Test {
     json::object agent = CreateAgent(
         c, user_key_, R"({"name":"Bot","instructions":"Answer, briefly."})");
     for (int i = 0; i < 3; ++i) {
-      json::object conv =
-          CreateConversation(c, user_key_, Str(agent, "id"), "T" + std::to_string(i));
+      json::object conv = CreateConversation(c, user_key_, Str(agent, "id"),
+                                             "T" + std::to_string(i));
       conversations_.push_back(Str(conv, "id"));
     }
-    Append(conversations_[0], R"({"role":"user","content":"a, \"quoted\"\nline"})");
-    Append(conversations_[1], R"({"role":"assistant","content":"grüße 🙂"})");
+    Append(conversations_[0],
+           R"({"role":"user","content":"a, \"quoted\"\nline"})");
+    Append(conversations_[1],
+           R"({"role":"assistant","content":"grüße 🙂"})");
     HttpResponse idem = c.Post(
         "/v1/conversations/" + conversations_[0] + "/messages", user_key_,
         R"({"role":"user","content":"plain"})", {{"Idempotency-Key", "k-1"}});
@@ -154,7 +159,8 @@ class EventsExportTest : public ::testing::Test {
   }
 
   CommandResult Export(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"events", "export", "--data-dir", data_dir_};
+    std::vector<std::string> args = {"events", "export", "--data-dir",
+                                     data_dir_};
     args.insert(args.end(), extra.begin(), extra.end());
     return RunConvstore(args);
   }
@@ -183,14 +189,16 @@ TEST_F(EventsExportTest, LinesAreInGaplessPositionOrderFromOne) {
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   std::vector<json::value> lines = ParseLines(r.out);
   ASSERT_FALSE(lines.empty());
-  for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(i + 1, Position(lines[i]));
+  for (size_t i = 0; i < lines.size(); ++i)
+    EXPECT_EQ(i + 1, Position(lines[i]));
 }
 
 TEST_F(EventsExportTest, DoesNotTakeTheServersLock) {
   CommandResult r = Export();
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   // The server keeps serving writes and reads during and after the export.
-  std::string id = Append(conversations_[0], R"({"role":"user","content":"after"})");
+  std::string id =
+      Append(conversations_[0], R"({"role":"user","content":"after"})");
   EXPECT_FALSE(id.empty());
   EXPECT_TRUE(server_->running());
   CommandResult again = Export();
@@ -208,6 +216,102 @@ TEST_F(EventsExportTest, WorksOnAStoppedServersDataDir) {
   ASSERT_EQ(0, r.exit_code) << Describe(r);
   std::vector<json::value> exported = ParseLines(r.out);
   EXPECT_EQ(served, exported);
+}
+
+// Where two texts first differ, for a failure message (they can be large).
+std::string FirstDifference(const std::string& a, const std::string& b) {
+  auto [ia, ib] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  const size_t at = static_cast<size_t>(ia - a.begin());
+  return "sizes " + std::to_string(a.size()) + " and " +
+         std::to_string(b.size()) + ", first difference at byte " +
+         std::to_string(at) + ": \"" + a.substr(at, 80) + "\" vs \"" +
+         b.substr(at, 80) + "\"";
+}
+
+// More events than several chunks of the export's reads (4096 events each),
+// appended straight to the stopped server's log: chunks are read and
+// rendered side by side, yet the lines are, byte for byte and in order,
+// serialize(EventToJson(e)), what GET /v1/admin/events serves, and the CSV
+// rows EventToCsvRow(e); --from, --to and the filters cut across chunks.
+TEST_F(EventsExportTest, ManyChunksExportTheAdminEventsBytesInOrder) {
+  ASSERT_EQ(0, server_->Stop()) << server_->output();
+  std::vector<RecordedEvent> all;
+  {
+    EventLogOptions options;
+    options.create_if_missing = false;
+    auto log = EventLog::Open(data_dir_, options);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    int ids = 0;
+    auto event_id = [&ids] { return "evt-bulk-" + std::to_string(++ids); };
+    LogBatch batch(log->get());
+    for (int i = 0; i < 9000; ++i) {
+      Message m;
+      m.id = "msg-bulk-" + std::to_string(i);
+      m.conversation_id = conversations_[i % conversations_.size()];
+      m.role = i % 2 ? MessageRole::kAssistant : MessageRole::kUser;
+      m.content = i % 7 ? "bulk " + std::to_string(i) : "a, \"b\"\nc";
+      m.created_at_ms = 1'700'000'000'000 + int64_t{i} * 60'000;  // 6 days
+      EventMeta meta{"bulk-user", i % 5 ? "" : "idem-" + std::to_string(i),
+                     m.created_at_ms};
+      auto appended = batch.Append({{MessagesStream(m.conversation_id),
+                                     std::nullopt, MessageAppended{m}}},
+                                   meta, event_id);
+      ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+    }
+    Status committed = batch.Commit();
+    ASSERT_TRUE(committed.ok()) << committed.ToString();
+    auto read = (*log)->ReadRange(1, 100000);
+    ASSERT_TRUE(read.ok()) << read.status().ToString();
+    all = std::move(*read);
+  }
+  ASSERT_GT(all.size(), 2u * 4096u);
+  auto lines = [&all](const std::function<bool(const RecordedEvent&)>& keep) {
+    std::string text;
+    for (const RecordedEvent& e : all) {
+      if (keep(e)) text += json::serialize(EventToJson(e)) + "\n";
+    }
+    return text;
+  };
+  auto check = [](const CommandResult& r, const std::string& want) {
+    ASSERT_EQ(0, r.exit_code) << r.err;
+    EXPECT_TRUE(r.out == want) << FirstDifference(r.out, want);
+  };
+
+  const std::string everything =
+      lines([](const RecordedEvent&) { return true; });
+  check(Export(), everything);
+  std::string csv = EventCsvHeader();
+  for (const RecordedEvent& e : all) csv += EventToCsvRow(e);
+  check(Export({"--format", "csv"}), csv);
+  check(Export({"--from", "4000", "--to", "8200"}),
+        lines([](const RecordedEvent& e) {
+          return e.position >= 4000 && e.position <= 8200;
+        }));
+  check(Export({"--from", "4096", "--to", "4097"}),
+        lines([](const RecordedEvent& e) {
+          return e.position == 4096 || e.position == 4097;
+        }));
+  const std::string stream = MessagesStream(conversations_[1]);
+  check(Export(
+            {"--stream", stream, "--type", "MessageAppended", "--from", "100"}),
+        lines([&stream](const RecordedEvent& e) {
+          return e.stream == stream && e.position >= 100;
+        }));
+
+  // And what the server serves, as bytes: one page of them all.
+  server_ = std::make_unique<ServerProcess>(data_dir_);
+  HttpResponse page = server_->Client().Get(
+      "/v1/admin/events?limit=" + std::to_string(all.size()), kAdmin);
+  ASSERT_EQ(200u, page.status) << page.body;
+  std::string joined = "[";
+  for (size_t start = 0; start < everything.size();) {
+    const size_t end = everything.find('\n', start);
+    if (start > 0) joined += ',';
+    joined.append(everything, start, end - start);
+    start = end + 1;
+  }
+  joined += ']';
+  EXPECT_TRUE(page.body == joined) << FirstDifference(page.body, joined);
 }
 
 TEST_F(EventsExportTest, StreamFilterKeepsOnlyThatStreamsEvents) {
@@ -321,8 +425,9 @@ TEST_F(EventsExportTest, CsvHasTheHeaderAndOneParsableRowPerEvent) {
     EXPECT_EQ(Str(e, "type"), row[4]);
     EXPECT_EQ(Str(e, "recorded_at"), row[5]);
     EXPECT_EQ(Str(e, "actor"), row[6]);
-    EXPECT_EQ(e.at("idempotency_key").is_null() ? "" : Str(e, "idempotency_key"),
-              row[7]);
+    EXPECT_EQ(
+        e.at("idempotency_key").is_null() ? "" : Str(e, "idempotency_key"),
+        row[7]);
     boost::system::error_code ec;
     json::value payload = json::parse(row[8], ec);
     ASSERT_FALSE(ec) << "payload is not JSON: " << row[8];
@@ -370,9 +475,11 @@ TEST_F(EventsExportTest, OutIntoAMissingDirectoryFailsWithAMessage) {
   EXPECT_FALSE(fs::exists(file));
 }
 
-TEST_F(EventsExportTest, FollowPrintsEventsWrittenAfterItStartedAndExitsZeroOnSigint) {
+TEST_F(EventsExportTest,
+       FollowPrintsEventsWrittenAfterItStartedAndExitsZeroOnSigint) {
   const size_t before = PagedAdminEvents(server_->port()).size();
-  ProcessHandle follow({"events", "export", "--data-dir", data_dir_, "--follow"});
+  ProcessHandle follow(
+      {"events", "export", "--data-dir", data_dir_, "--follow"});
   auto lines = [&] {
     std::string out = follow.out();
     return static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
@@ -383,9 +490,9 @@ TEST_F(EventsExportTest, FollowPrintsEventsWrittenAfterItStartedAndExitsZeroOnSi
       << follow.err();
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
-    ids.push_back(Append(conversations_[1],
-                         R"({"role":"user","content":"live )" + std::to_string(i) +
-                             R"("})"));
+    ids.push_back(Append(
+        conversations_[1],
+        R"({"role":"user","content":"live )" + std::to_string(i) + R"("})"));
   }
   ASSERT_TRUE(WaitUntil([&] { return lines() >= before + 3; }, 20000))
       << "new events did not appear; stdout:\n"
@@ -418,7 +525,8 @@ TEST_F(EventsExportTest, FollowWithFiltersPrintsOnlyMatchingNewEvents) {
   // The system message and one appended message so far.
   ASSERT_TRUE(WaitUntil([&] { return lines() >= 2; }, 20000)) << follow.err();
   Append(conversations_[0], R"({"role":"user","content":"elsewhere"})");
-  std::string mine = Append(conversations_[1], R"({"role":"user","content":"m"})");
+  std::string mine =
+      Append(conversations_[1], R"({"role":"user","content":"m"})");
   // Events come in position order: once `mine` shows, the other write has
   // been passed over.
   ASSERT_TRUE(WaitUntil([&] { return lines() >= 3; }, 20000)) << follow.err();
@@ -437,17 +545,20 @@ TEST_F(EventsExportTest, FollowWithFiltersPrintsOnlyMatchingNewEvents) {
 
 TEST_F(EventsExportTest, FollowKeepsTailingThroughAnOnlineRebuild) {
   const size_t before = PagedAdminEvents(server_->port()).size();
-  ProcessHandle follow({"events", "export", "--data-dir", data_dir_, "--follow"});
+  ProcessHandle follow(
+      {"events", "export", "--data-dir", data_dir_, "--follow"});
   auto lines = [&] {
     std::string out = follow.out();
     return static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
   };
-  ASSERT_TRUE(WaitUntil([&] { return lines() >= before; }, 20000)) << follow.err();
+  ASSERT_TRUE(WaitUntil([&] { return lines() >= before; }, 20000))
+      << follow.err();
 
   // The server builds a new read-model generation (new column families) and
   // drops the old one while the export tails the log.
   HttpClient admin = server_->Client();
-  ASSERT_EQ(202u, admin.Post("/v1/admin/projections/rebuild", kAdmin, "").status);
+  ASSERT_EQ(202u,
+            admin.Post("/v1/admin/projections/rebuild", kAdmin, "").status);
   ASSERT_TRUE(WaitUntil(
       [&] {
         HttpResponse r = admin.Get("/v1/admin/projections", kAdmin);
@@ -455,9 +566,10 @@ TEST_F(EventsExportTest, FollowKeepsTailingThroughAnOnlineRebuild) {
                Str(r.json().at("rebuild"), "state") != "building";
       },
       60000));
-  std::string id = Append(conversations_[1], R"({"role":"user","content":"after"})");
-  ASSERT_TRUE(WaitUntil([&] { return lines() >= before + 1 || !follow.running(); },
-                        20000))
+  std::string id =
+      Append(conversations_[1], R"({"role":"user","content":"after"})");
+  ASSERT_TRUE(WaitUntil(
+      [&] { return lines() >= before + 1 || !follow.running(); }, 20000))
       << follow.err();
   EXPECT_TRUE(follow.running()) << "the export stopped: " << follow.err();
   follow.Signal(SIGINT);
@@ -470,7 +582,8 @@ TEST_F(EventsExportTest, FollowKeepsTailingThroughAnOnlineRebuild) {
 }
 
 TEST_F(EventsExportTest, FollowAlsoStopsCleanlyOnSigterm) {
-  ProcessHandle follow({"events", "export", "--data-dir", data_dir_, "--follow"});
+  ProcessHandle follow(
+      {"events", "export", "--data-dir", data_dir_, "--follow"});
   ASSERT_TRUE(WaitUntil([&] { return !follow.out().empty(); }, 20000))
       << follow.err();
   follow.Signal(SIGTERM);
