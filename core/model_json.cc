@@ -136,9 +136,11 @@ std::string RoomUrlTemplate::Render(std::string_view room) const {
   return out;
 }
 
-// Layout: four length-prefixed fields (4-byte big-endian length, then the
-// bytes): status as its one-byte enum value, agent id, JSON head, JSON tail.
-std::string EncodeConversationListEntry(const Conversation& c) {
+// Layout: six length-prefixed fields (4-byte big-endian length, then the
+// bytes): status as its one-byte enum value, agent id, owner, revision as 8
+// big-endian bytes, JSON head, JSON tail.
+std::string EncodeConversationListEntry(const Conversation& c,
+                                        uint64_t revision) {
   std::string head = json::serialize(ConversationJsonHead(c));
   head.back() = ',';  // the object goes on: "...,"room_url":<url>,..."
   head.append("\"room_url\":");
@@ -147,10 +149,17 @@ std::string EncodeConversationListEntry(const Conversation& c) {
   std::string tail = json::serialize(metadata);
   tail.front() = ',';
   std::string out;
-  out.reserve(16 + 1 + c.agent_id.size() + head.size() + tail.size());
+  out.reserve(24 + 1 + c.agent_id.size() + c.created_by.size() + 8 +
+              head.size() + tail.size());
   const char status = static_cast<char>(c.status);
+  char rev[8];
+  for (int i = 0; i < 8; ++i) {
+    rev[i] = static_cast<char>((revision >> (8 * (7 - i))) & 0xff);
+  }
   PutField(std::string_view(&status, 1), out);
   PutField(c.agent_id, out);
+  PutField(c.created_by, out);
+  PutField(std::string_view(rev, 8), out);
   PutField(head, out);
   PutField(tail, out);
   return out;
@@ -160,14 +169,18 @@ Result<ConversationListEntry> DecodeConversationListEntry(
     std::string_view bytes) {
   ConversationListEntry e;
   std::string_view status;
+  std::string_view rev;
   if (!GetField(bytes, status) || status.size() != 1 ||
       static_cast<uint8_t>(status[0]) >
           static_cast<uint8_t>(ConversationStatus::kArchived) ||
-      !GetField(bytes, e.agent_id) || !GetField(bytes, e.json_head) ||
-      !GetField(bytes, e.json_tail) || !bytes.empty()) {
+      !GetField(bytes, e.agent_id) || !GetField(bytes, e.created_by) ||
+      !GetField(bytes, rev) || rev.size() != 8 ||
+      !GetField(bytes, e.json_head) || !GetField(bytes, e.json_tail) ||
+      !bytes.empty()) {
     return Status::Corruption("conversation list entry does not decode");
   }
   e.status = static_cast<ConversationStatus>(status[0]);
+  for (unsigned char b : rev) e.revision = (e.revision << 8) | b;
   return e;
 }
 

@@ -36,17 +36,21 @@ class RoomUrlTemplate {
   std::vector<std::string> pieces_;
 };
 
-// The list form of a conversation, which the read models keep in the
-// per-owner index so that a page of a list is one scan with no parsing: the
-// fields the list filters on, and the rendered object split where the
-// room_url goes (it depends on configuration, not on events).
+// The rendered form of a conversation, which the read models keep in the
+// list index so that a page of a list is one scan and a GET one read, with
+// no parsing: the fields lists filter on and access checks need, and the
+// rendered object split where the room_url goes (it depends on
+// configuration, not on events).
 struct ConversationListEntry {
   ConversationStatus status = ConversationStatus::kActive;
   std::string_view agent_id;
-  std::string_view json_head;  // from "{" to "room_url":
-  std::string_view json_tail;  // from ,"metadata": to the last "}"
+  std::string_view created_by;  // for access checks
+  uint64_t revision = 0;        // the conversation stream's (ETag)
+  std::string_view json_head;   // from "{" to "room_url":
+  std::string_view json_tail;   // from ,"metadata": to the last "}"
 };
-std::string EncodeConversationListEntry(const Conversation& conversation);
+std::string EncodeConversationListEntry(const Conversation& conversation,
+                                        uint64_t revision);
 // Views into `bytes`, which must outlive the entry.
 Result<ConversationListEntry> DecodeConversationListEntry(
     std::string_view bytes);

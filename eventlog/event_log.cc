@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -104,6 +105,10 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
       std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes);
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  // Point lookups (a conversation, a stream's revision, a key) skip the
+  // tables that cannot hold the key instead of reading each one's index:
+  // their cost stays flat as the store grows.
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   if (options.create_if_missing && !options.read_only &&
       options.secondary_path.empty()) {
     // RocksDB logs an error when it opens a directory that does not exist

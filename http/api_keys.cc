@@ -101,6 +101,12 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
   while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
   if (key.empty() || key.size() > 256) return invalid;
   const std::string hash = KeyHash(key);
+  uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (auto it = cache_.find(hash); it != cache_.end()) return it->second;
+    epoch = cache_epoch_;
+  }
   std::string value;
   rocksdb::Status s =
       log_->db()->Get(rocksdb::ReadOptions(), by_hash_, hash, &value);
@@ -118,7 +124,22 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
     return invalid;
   }
   if (r.revoked_at_ms) return Status::Unauthenticated("API key was revoked.");
-  return Actor{r.user_id, r.role == KeyRole::kAdmin};
+  Actor actor{r.user_id, r.role == KeyRole::kAdmin};
+  {
+    constexpr size_t kMaxRemembered = 10000;
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_epoch_ == epoch) {
+      if (cache_.size() >= kMaxRemembered) cache_.clear();
+      cache_.emplace(hash, actor);
+    }
+  }
+  return actor;
+}
+
+void ApiKeyStore::ForgetKeys() const {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  ++cache_epoch_;
+  cache_.clear();
 }
 
 ApiKeyRecord ApiKeyStore::Create(LogBatch& batch, std::string_view plaintext,

@@ -2,12 +2,15 @@
 // hashes; the plaintext exists once, in the response that creates it.
 // Thread-safety: reads from any thread; writes go through a LogBatch on the
 // writer thread, so a key is durable before anyone is told it exists.
+// Authenticate remembers valid keys in memory until ForgetKeys.
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/decide.h"
@@ -35,9 +38,12 @@ class ApiKeyStore {
 
   // Stores a new key's hash. `plaintext` comes from NewApiKeyText().
   ApiKeyRecord Create(LogBatch& batch, std::string_view plaintext,
-                      const std::string& user_id, KeyRole role,
-                      int64_t now_ms, std::string id) const;
+                      const std::string& user_id, KeyRole role, int64_t now_ms,
+                      std::string id) const;
   Status Revoke(LogBatch& batch, std::string_view id, int64_t now_ms) const;
+  // Forgets every key Authenticate remembered. Call once a revocation is
+  // committed, before the client hears of it.
+  void ForgetKeys() const;
   Result<std::vector<ApiKeyRecord>> List() const;
   Result<bool> Empty() const;
 
@@ -45,6 +51,12 @@ class ApiKeyStore {
   EventLog* log_;
   rocksdb::ColumnFamilyHandle* by_hash_;
   rocksdb::ColumnFamilyHandle* by_id_;
+  // Keys that authenticated, by hash, so that most requests skip two reads
+  // and a decode. A lookup that started before a ForgetKeys (its epoch is
+  // older) is not remembered: it may have read the key before the revoke.
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, Actor> cache_;
+  mutable uint64_t cache_epoch_ = 0;
 };
 
 // {id, user_id, role, created_at, revoked_at}, plus "key" when given (only

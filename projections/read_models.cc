@@ -182,6 +182,11 @@ Result<std::optional<Versioned<Conversation>>> ReadModels::GetConversation(
   return std::optional<Versioned<Conversation>>(std::move(c));
 }
 
+Result<std::optional<std::string>> ReadModels::GetConversationEntry(
+    std::string_view id) const {
+  return GetRaw(conversations_by_owner_, ListKey("", id), nullptr);
+}
+
 Result<ReadModels::Counts> ReadModels::Count() const {
   Counts counts;
   for (auto [cf, out] : {std::pair{agents_, &counts.agents},
@@ -300,7 +305,7 @@ void ReadModels::PutCheckpoint(LogBatch& batch, uint64_t position) const {
 void ReadModels::PutConversation(LogBatch& batch, const Conversation& c,
                                  uint64_t revision) const {
   batch.Put(conversations_, c.id, EncodeConversationRecord(c, revision));
-  const std::string entry = EncodeConversationListEntry(c);
+  const std::string entry = EncodeConversationListEntry(c, revision);
   for (std::string_view owner :
        {std::string_view(c.created_by), std::string_view()}) {
     batch.Put(conversations_by_owner_, ListKey(owner, c.id), entry);

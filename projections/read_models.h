@@ -56,8 +56,9 @@ inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
 // format are rebuilt from the log when the store is opened
 // (OpenActiveReadModels). 2: the list indexes sort newest first and index
 // everything twice (by owner, and for admins); the conversation index holds
-// each conversation's list entry (rendered JSON).
-inline constexpr uint8_t kReadModelsFormat = 2;
+// each conversation's list entry (rendered JSON). 3: list entries carry the
+// owner and the revision.
+inline constexpr uint8_t kReadModelsFormat = 3;
 
 class ReadModels : public EventSink,
                    public std::enable_shared_from_this<ReadModels> {
@@ -106,6 +107,11 @@ class ReadModels : public EventSink,
       std::string_view id, const LogBatch* batch = nullptr) const;
   Result<std::optional<Versioned<Conversation>>> GetConversation(
       std::string_view id, const LogBatch* batch = nullptr) const;
+
+  // A conversation's stored list entry (DecodeConversationListEntry), from
+  // the committed state: what GET renders, without parsing.
+  Result<std::optional<std::string>> GetConversationEntry(
+      std::string_view id) const;
 
   Result<Page<Versioned<Agent>>> ListAgents(const ListQuery& query) const;
   // Rendered conversation objects, newest first, each with its room URL.

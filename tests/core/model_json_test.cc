@@ -51,7 +51,7 @@ Conversation SampleConversation() {
 TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
   Conversation c = SampleConversation();
   for (const char* url : {"wss://lk/room/x", "", "a\"b\\c\u00e9"}) {
-    std::string stored = EncodeConversationListEntry(c);
+    std::string stored = EncodeConversationListEntry(c, 7);
     auto entry = DecodeConversationListEntry(stored);
     ASSERT_TRUE(entry.ok()) << entry.status().ToString();
     std::string out;
@@ -60,7 +60,7 @@ TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
   }
   c.metadata.clear();
   c.title.clear();
-  std::string stored = EncodeConversationListEntry(c);
+  std::string stored = EncodeConversationListEntry(c, 7);
   auto entry = DecodeConversationListEntry(stored);
   ASSERT_TRUE(entry.ok());
   std::string out;
@@ -68,17 +68,20 @@ TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
   EXPECT_EQ(boost::json::serialize(ConversationToJson(c, "u")), out);
 }
 
-TEST(ConversationListEntryTest, CarriesWhatTheListFiltersOn) {
+TEST(ConversationListEntryTest, CarriesWhatListsFilterOnAndAccessChecksNeed) {
   Conversation c = SampleConversation();
-  std::string stored = EncodeConversationListEntry(c);
+  std::string stored = EncodeConversationListEntry(c, 7);
   auto entry = DecodeConversationListEntry(stored);
   ASSERT_TRUE(entry.ok());
   EXPECT_EQ(ConversationStatus::kCompleted, entry->status);
   EXPECT_EQ(c.agent_id, entry->agent_id);
+  EXPECT_EQ(c.created_by, entry->created_by);
+  EXPECT_EQ(7u, entry->revision);
 }
 
 TEST(ConversationListEntryTest, DamagedBytesAreCorruptionNotACrash) {
-  const std::string stored = EncodeConversationListEntry(SampleConversation());
+  const std::string stored =
+      EncodeConversationListEntry(SampleConversation(), 7);
   for (size_t n = 0; n < stored.size(); ++n) {
     auto entry = DecodeConversationListEntry(stored.substr(0, n));
     EXPECT_FALSE(entry.ok()) << "prefix of " << n << " bytes decoded";

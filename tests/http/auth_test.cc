@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cctype>
 #include <chrono>
@@ -384,6 +385,36 @@ TEST_F(AuthTest, EveryRouteWithAnUnknownKeyIs401) {
       "Bearer " + HexEncode(Sha256(admin)),
       "Bearer " + HexEncode(Sha256(alice_)),
   });
+}
+
+TEST_F(AuthTest, ARevokedKeyStopsWorkingTheMomentTheRevokeIsAnswered) {
+  // Valid keys are remembered in memory; clients hammering with the key
+  // while it is revoked must not keep it alive past the revoke's 204.
+  auto [id, key] = NewKey("carol", "user");
+  ASSERT_EQ(200u, client_.Get("/v1/agents", key).status);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok_after_401{0};
+  std::vector<std::thread> hammers;
+  for (int t = 0; t < 4; ++t) {
+    hammers.emplace_back([&, key = key] {
+      HttpClient c = server_.Client();
+      bool seen_401 = false;
+      for (int i = 0; i < 5000 && !stop; ++i) {
+        unsigned status = c.Get("/v1/agents", key).status;
+        if (status == 401) seen_401 = true;
+        if (status == 200 && seen_401) ++ok_after_401;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(204u, client_.Delete("/v1/admin/api-keys/" + id, kAdmin).status);
+  HttpClient after = server_.Client();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(401u, after.Get("/v1/agents", key).status) << "request " << i;
+  }
+  stop = true;
+  for (std::thread& t : hammers) t.join();
+  EXPECT_EQ(0, ok_after_401.load());
 }
 
 TEST_F(AuthTest, EveryRouteWithARevokedKeyIs401) {
