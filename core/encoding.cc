@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <stdexcept>
 
@@ -65,23 +67,48 @@ const unsigned char* Bytes(std::string_view s) {
 
 }  // namespace
 
-std::string FormatRfc3339Millis(int64_t unix_ms) {
+Rfc3339Millis::Rfc3339Millis(int64_t unix_ms) {
   const int64_t days = FloorDiv(unix_ms, kMillisPerDay);
   // The remainder, not unix_ms - days * kMillisPerDay: that product
   // overflows for timestamps near the ends of int64 (a damaged event's).
   int64_t ms_of_day = unix_ms % kMillisPerDay;
   if (ms_of_day < 0) ms_of_day += kMillisPerDay;
   const CivilDate date = CivilFromDays(days);
-  const auto hour = static_cast<int>(ms_of_day / 3'600'000);
-  const auto minute = static_cast<int>(ms_of_day / 60'000 % 60);
-  const auto second = static_cast<int>(ms_of_day / 1000 % 60);
-  const auto millis = static_cast<int>(ms_of_day % 1000);
-  char buf[64];
-  const int n =
-      std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                    static_cast<long long>(date.year), date.month, date.day,
-                    hour, minute, second, millis);
-  return std::string(buf, static_cast<size_t>(n));
+  const auto ms = static_cast<unsigned>(ms_of_day);
+  // As printf's "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ", without its cost
+  // (it was a fifth of an export's time).
+  char* p = text_;  // at most 30 bytes: "-292275055-05-16T16:47:04.192Z"
+  auto put = [&p](uint64_t v, int width) {
+    char digits[24];
+    const int n = static_cast<int>(
+        std::to_chars(digits, digits + sizeof(digits), v).ptr - digits);
+    for (int i = n; i < width; ++i) *p++ = '0';
+    p = std::copy(digits, digits + n, p);
+  };
+  if (date.year < 0) {
+    *p++ = '-';
+    put(static_cast<uint64_t>(-date.year), 3);
+  } else {
+    put(static_cast<uint64_t>(date.year), 4);
+  }
+  *p++ = '-';
+  put(date.month, 2);
+  *p++ = '-';
+  put(date.day, 2);
+  *p++ = 'T';
+  put(ms / 3'600'000, 2);
+  *p++ = ':';
+  put(ms / 60'000 % 60, 2);
+  *p++ = ':';
+  put(ms / 1000 % 60, 2);
+  *p++ = '.';
+  put(ms % 1000, 3);
+  *p++ = 'Z';
+  size_ = static_cast<size_t>(p - text_);
+}
+
+std::string FormatRfc3339Millis(int64_t unix_ms) {
+  return std::string(Rfc3339Millis(unix_ms).view());
 }
 
 namespace {

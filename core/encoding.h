@@ -16,6 +16,17 @@ namespace convstore {
 // "2023-07-10T15:30:05.123Z". Defined for any unix_ms >= 0 (computed with a
 // civil-from-days algorithm, so it does not depend on gmtime or the TZ).
 std::string FormatRfc3339Millis(int64_t unix_ms);
+// The same text in a fixed buffer, for loops that format many timestamps
+// (an export) without an allocation each.
+class Rfc3339Millis {
+ public:
+  explicit Rfc3339Millis(int64_t unix_ms);
+  std::string_view view() const { return {text_, size_}; }
+
+ private:
+  char text_[32];
+  size_t size_ = 0;
+};
 
 // Strict UTF-8 (RFC 3629): rejects overlong forms, surrogates
 // (U+D800..U+DFFF), code points above U+10FFFF, stray continuation bytes and

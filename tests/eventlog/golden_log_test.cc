@@ -153,6 +153,28 @@ class GoldenLogTest : public ::testing::Test {
   std::shared_ptr<ReadModels> rm_;
 };
 
+TEST(GoldenLogFormatTest, VerifyOfOlderFormatReadModelsSaysToRebuild) {
+  // `projections verify` opens a store beside the server without writing:
+  // read models of an older format are reported, not compared key by key.
+  TempDir tmp;
+  const fs::path copy = tmp.path() / "golden_log_v1";
+  fs::copy(fs::path(CONVSTORE_TEST_DATA) / "golden_log_v1", copy,
+           fs::copy_options::recursive);
+  EventLogOptions options;
+  options.extra_column_families = ReadModels::ColumnFamilies();
+  options.create_if_missing = false;
+  auto log = EventLog::Open(copy.string(), options);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  auto report = VerifyReadModels(**log, (tmp.path() / "scratch").string(), 10);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().kind(), ErrorKind::kUnavailable);
+  EXPECT_NE(report.status().message().find("format 1"), std::string::npos)
+      << report.status().message();
+  EXPECT_NE(report.status().message().find("projections rebuild"),
+            std::string::npos)
+      << report.status().message();
+}
+
 TEST_F(GoldenLogTest, ReadModelsOfAnOlderFormatAreRebuiltWhenOpened) {
   EXPECT_EQ(written_format_, std::optional<uint8_t>(1));
   auto format = rm_->Format();
