@@ -345,7 +345,7 @@ void App::RunRebuild() {
   if (!s.ok()) return finish(s);
   auto target = std::make_shared<ReadModels>(log_.get(), next);
   for (int round = 0; round < 100 && !stopping_; ++round) {
-    s = target->CatchUpFrom(*log_, log_->head());
+    s = target->BuildFrom(*log_, log_->head());
     if (!s.ok()) return finish(s);
     auto checkpoint = target->Checkpoint();
     if (!checkpoint.ok()) return finish(checkpoint.status());

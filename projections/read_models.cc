@@ -1,6 +1,9 @@
 #include "projections/read_models.h"
 
 #include <boost/json.hpp>
+#include <future>
+#include <unordered_map>
+#include <utility>
 
 #include "core/model_json.h"
 
@@ -126,6 +129,100 @@ class SnapshotMessageStream : public MessageStream {
   bool done_ = false;
 };
 
+// Rows as committed (reads only).
+struct CommittedRows {
+  rocksdb::DB* db;
+  Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
+                                         std::string_view key) const {
+    std::string value;
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf,
+                                rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    CONVSTORE_RETURN_IF_ERROR(FromRocks(s));
+    return std::optional<std::string>(std::move(value));
+  }
+};
+
+// The rows of read models that nothing uses yet (a rebuild's next
+// generation, a scratch copy), written in large batches without the WAL and
+// without an index: a LogBatch's index costs a skiplist insert per row and
+// its WAL a second copy of every byte. Only the tables that applying reads
+// back keep this batch's pending rows, in a hash map. Not thread-safe.
+class BulkRows {
+ public:
+  BulkRows(rocksdb::DB* db,
+           std::initializer_list<rocksdb::ColumnFamilyHandle*> read_back)
+      : db_(db) {
+    for (rocksdb::ColumnFamilyHandle* cf : read_back) {
+      pending_.push_back(Pending{cf, {}});
+    }
+  }
+
+  Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
+                                         std::string_view key) const {
+    const Pending* pending = PendingOf(cf);
+    if (pending == nullptr) {
+      return Status::Internal("read-back of table " + cf->GetName() +
+                              " during a bulk build");
+    }
+    auto it = pending->rows.find(key);
+    if (it != pending->rows.end()) return it->second;
+    return CommittedRows{db_}.Get(cf, key);
+  }
+  void Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+           std::string_view value) {
+    batch_.Put(cf, rocksdb::Slice(key.data(), key.size()),
+               rocksdb::Slice(value.data(), value.size()));
+    if (Pending* pending = PendingOf(cf)) {
+      pending->rows.insert_or_assign(std::string(key), std::string(value));
+    }
+  }
+  void Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+    batch_.Delete(cf, rocksdb::Slice(key.data(), key.size()));
+    if (Pending* pending = PendingOf(cf)) {
+      pending->rows.insert_or_assign(std::string(key), std::nullopt);
+    }
+  }
+  // Writes the batch (not synced, no WAL: the caller flushes the tables
+  // before anything depends on them) and starts an empty one.
+  Status Write() {
+    rocksdb::WriteOptions options;
+    options.disableWAL = true;
+    Status s = FromRocksStatus(db_->Write(options, &batch_),
+                               "write rebuilt read models");
+    batch_.Clear();
+    for (Pending& pending : pending_) pending.rows.clear();
+    return s;
+  }
+
+ private:
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const {
+      return std::hash<std::string_view>()(s);
+    }
+  };
+  struct Pending {
+    rocksdb::ColumnFamilyHandle* cf;
+    std::unordered_map<std::string, std::optional<std::string>, StringHash,
+                       std::equal_to<>>
+        rows;
+  };
+  const Pending* PendingOf(rocksdb::ColumnFamilyHandle* cf) const {
+    for (const Pending& p : pending_) {
+      if (p.cf == cf) return &p;
+    }
+    return nullptr;
+  }
+  Pending* PendingOf(rocksdb::ColumnFamilyHandle* cf) {
+    return const_cast<Pending*>(std::as_const(*this).PendingOf(cf));
+  }
+
+  rocksdb::DB* db_;
+  rocksdb::WriteBatch batch_;
+  std::vector<Pending> pending_;
+};
+
 }  // namespace
 
 std::vector<std::string> ReadModels::ColumnFamilies(std::string_view prefix) {
@@ -150,41 +247,47 @@ ReadModels::ReadModels(EventLog* log, std::string_view prefix)
       meta_(log->cf(prefix_ + kMetaCf)) {}
 
 Result<std::optional<std::string>> ReadModels::GetRaw(
-    rocksdb::ColumnFamilyHandle* cf, std::string_view key,
-    const LogBatch* batch) const {
-  if (batch != nullptr) return batch->Get(cf, key);
-  std::string value;
-  rocksdb::Status s =
-      log_->db()->Get(rocksdb::ReadOptions(), cf,
-                      rocksdb::Slice(key.data(), key.size()), &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
-  CONVSTORE_RETURN_IF_ERROR(FromRocks(s));
-  return std::optional<std::string>(std::move(value));
+    rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
+  return CommittedRows{log_->db()}.Get(cf, key);
 }
 
-Result<std::optional<Versioned<Agent>>> ReadModels::GetAgent(
-    std::string_view id, const LogBatch* batch) const {
+template <typename Rows>
+Result<std::optional<Versioned<Agent>>> ReadModels::GetAgentIn(
+    const Rows& rows, std::string_view id) const {
   std::optional<std::string> raw;
-  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(agents_, id, batch));
+  CONVSTORE_ASSIGN_OR_RETURN(raw, rows.Get(agents_, id));
   if (!raw) return std::optional<Versioned<Agent>>();
   Versioned<Agent> agent;
   CONVSTORE_ASSIGN_OR_RETURN(agent, DecodeAgentRecord(*raw));
   return std::optional<Versioned<Agent>>(std::move(agent));
 }
 
-Result<std::optional<Versioned<Conversation>>> ReadModels::GetConversation(
-    std::string_view id, const LogBatch* batch) const {
+template <typename Rows>
+Result<std::optional<Versioned<Conversation>>> ReadModels::GetConversationIn(
+    const Rows& rows, std::string_view id) const {
   std::optional<std::string> raw;
-  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(conversations_, id, batch));
+  CONVSTORE_ASSIGN_OR_RETURN(raw, rows.Get(conversations_, id));
   if (!raw) return std::optional<Versioned<Conversation>>();
   Versioned<Conversation> c;
   CONVSTORE_ASSIGN_OR_RETURN(c, DecodeConversationRecord(*raw));
   return std::optional<Versioned<Conversation>>(std::move(c));
 }
 
+Result<std::optional<Versioned<Agent>>> ReadModels::GetAgent(
+    std::string_view id, const LogBatch* batch) const {
+  if (batch != nullptr) return GetAgentIn(*batch, id);
+  return GetAgentIn(CommittedRows{log_->db()}, id);
+}
+
+Result<std::optional<Versioned<Conversation>>> ReadModels::GetConversation(
+    std::string_view id, const LogBatch* batch) const {
+  if (batch != nullptr) return GetConversationIn(*batch, id);
+  return GetConversationIn(CommittedRows{log_->db()}, id);
+}
+
 Result<std::optional<std::string>> ReadModels::GetConversationEntry(
     std::string_view id) const {
-  return GetRaw(conversations_by_owner_, ListKey("", id), nullptr);
+  return GetRaw(conversations_by_owner_, ListKey("", id));
 }
 
 Result<ReadModels::Counts> ReadModels::Count() const {
@@ -204,7 +307,7 @@ Result<ReadModels::Counts> ReadModels::Count() const {
 // format byte.
 Result<uint64_t> ReadModels::Checkpoint() const {
   std::optional<std::string> raw;
-  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey, nullptr));
+  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey));
   if (!raw) return uint64_t{0};
   if (raw->size() < 8) return Status::Corruption("bad read-model checkpoint");
   return DecodePositionKey(raw->substr(0, 8));
@@ -212,17 +315,24 @@ Result<uint64_t> ReadModels::Checkpoint() const {
 
 Result<std::optional<uint8_t>> ReadModels::Format() const {
   std::optional<std::string> raw;
-  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey, nullptr));
+  CONVSTORE_ASSIGN_OR_RETURN(raw, GetRaw(meta_, kCheckpointKey));
   if (!raw) return std::optional<uint8_t>();
   if (raw->size() == 8) return std::optional<uint8_t>(1);
   return std::optional<uint8_t>(static_cast<uint8_t>((*raw)[8]));
 }
 
 Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
+  return ApplyTo(event, batch);
+}
+
+// Rows is a LogBatch (the live path, atomic with the event) or a BulkRows (a
+// generation being built); either reads its own pending rows back.
+template <typename Rows>
+Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
   struct Applier {
     ReadModels& rm;
     const RecordedEvent& e;
-    LogBatch& batch;
+    Rows& batch;
 
     Status operator()(const AgentCreated& p) {
       batch.Put(rm.agents_, p.agent.id, EncodeAgentRecord(p.agent, e.revision));
@@ -234,7 +344,7 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
     }
     Status operator()(const AgentUpdated& p) {
       std::optional<Versioned<Agent>> cur;
-      CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgent(p.agent_id, &batch));
+      CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgentIn(batch, p.agent_id));
       if (!cur) return Status::Corruption("AgentUpdated for unknown agent");
       Agent& a = cur->value;
       a.name = p.name;
@@ -247,7 +357,7 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
     }
     Status operator()(const AgentDeleted& p) {
       std::optional<Versioned<Agent>> cur;
-      CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgent(p.agent_id, &batch));
+      CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgentIn(batch, p.agent_id));
       if (!cur) return Status::Corruption("AgentDeleted for unknown agent");
       batch.Delete(rm.agents_, p.agent_id);
       for (std::string_view owner :
@@ -263,8 +373,8 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
     }
     Status operator()(const ConversationUpdated& p) {
       std::optional<Versioned<Conversation>> cur;
-      CONVSTORE_ASSIGN_OR_RETURN(cur,
-                                 rm.GetConversation(p.conversation_id, &batch));
+      CONVSTORE_ASSIGN_OR_RETURN(
+          cur, rm.GetConversationIn(batch, p.conversation_id));
       if (!cur) return Status::Corruption("update of unknown conversation");
       cur->value.title = p.title;
       cur->value.metadata = p.metadata;
@@ -274,8 +384,8 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
     }
     Status operator()(const ConversationStatusChanged& p) {
       std::optional<Versioned<Conversation>> cur;
-      CONVSTORE_ASSIGN_OR_RETURN(cur,
-                                 rm.GetConversation(p.conversation_id, &batch));
+      CONVSTORE_ASSIGN_OR_RETURN(
+          cur, rm.GetConversationIn(batch, p.conversation_id));
       if (!cur) return Status::Corruption("status of unknown conversation");
       cur->value.status = p.to;
       cur->value.updated_at_ms = p.updated_at_ms;
@@ -297,12 +407,18 @@ Status ReadModels::Apply(const RecordedEvent& event, LogBatch& batch) {
 void ReadModels::Seal(LogBatch& batch) { PutCheckpoint(batch, batch.head()); }
 
 void ReadModels::PutCheckpoint(LogBatch& batch, uint64_t position) const {
+  WriteCheckpoint(batch, position);
+}
+
+template <typename Rows>
+void ReadModels::WriteCheckpoint(Rows& batch, uint64_t position) const {
   std::string checkpoint = EncodePositionKey(position);
   checkpoint.push_back(static_cast<char>(kReadModelsFormat));
   batch.Put(meta_, kCheckpointKey, checkpoint);
 }
 
-void ReadModels::PutConversation(LogBatch& batch, const Conversation& c,
+template <typename Rows>
+void ReadModels::PutConversation(Rows& batch, const Conversation& c,
                                  uint64_t revision) const {
   batch.Put(conversations_, c.id, EncodeConversationRecord(c, revision));
   const std::string entry = EncodeConversationListEntry(c, revision);
@@ -314,30 +430,81 @@ void ReadModels::PutConversation(LogBatch& batch, const Conversation& c,
 
 Status ReadModels::CatchUp() { return CatchUpFrom(*log_, log_->head()); }
 
-Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
-  constexpr size_t kChunk = 4096;
+// Calls apply_chunk(events, n) for `source`'s events after this
+// projection's checkpoint up to `up_to`, in chunks of at most `chunk`, after
+// checking that the positions have no gap. The next chunk is read and decoded
+// on a second thread while apply_chunk writes this one.
+template <typename ApplyChunk>
+Status ReadModels::ReplayChunks(const EventLog& source, uint64_t up_to,
+                                size_t chunk, ApplyChunk apply_chunk) {
   uint64_t checkpoint;
   CONVSTORE_ASSIGN_OR_RETURN(checkpoint, Checkpoint());
-  while (checkpoint < up_to) {
-    std::vector<RecordedEvent> events;
-    CONVSTORE_ASSIGN_OR_RETURN(
-        events,
-        source.ReadRange(checkpoint + 1,
-                         std::min<uint64_t>(kChunk, up_to - checkpoint)));
-    if (events.empty()) break;
-    LogBatch batch(log_);
-    for (const RecordedEvent& e : events) {
-      if (e.position != checkpoint + 1) {
+  if (checkpoint >= up_to) return Status();
+  // Two buffers, reused: no allocation per event once warm.
+  std::vector<RecordedEvent> buffers[2];
+  auto read = [&source, up_to, chunk, &buffers](int b, uint64_t from) {
+    return source.ReadRangeInto(
+        from, static_cast<size_t>(std::min<uint64_t>(chunk, up_to - from + 1)),
+        buffers[b]);
+  };
+  int current = 0;
+  std::future<Result<size_t>> next =
+      std::async(std::launch::async, read, current, checkpoint + 1);
+  for (;;) {
+    Result<size_t> n = next.get();
+    CONVSTORE_RETURN_IF_ERROR(n.status());
+    if (*n == 0) break;
+    const std::vector<RecordedEvent>& events = buffers[current];
+    for (size_t i = 0; i < *n; ++i) {
+      if (events[i].position != checkpoint + 1 + i) {
         return Status::Corruption("gap in the log at position " +
-                                  std::to_string(checkpoint + 1));
+                                  std::to_string(checkpoint + 1 + i));
       }
-      CONVSTORE_RETURN_IF_ERROR(Apply(e, batch));
-      checkpoint = e.position;
     }
-    PutCheckpoint(batch, checkpoint);
-    CONVSTORE_RETURN_IF_ERROR(batch.Commit());
+    checkpoint = events[*n - 1].position;
+    if (checkpoint < up_to) {
+      // (An early return below waits for this read in ~future.)
+      next = std::async(std::launch::async, read, 1 - current, checkpoint + 1);
+    }
+    CONVSTORE_RETURN_IF_ERROR(apply_chunk(events, *n));
+    if (checkpoint >= up_to) break;
+    current = 1 - current;
   }
   return Status();
+}
+
+Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
+  return ReplayChunks(
+      source, up_to, 4096,
+      [this](const std::vector<RecordedEvent>& events, size_t n) -> Status {
+        LogBatch batch(log_);
+        for (size_t i = 0; i < n; ++i) {
+          CONVSTORE_RETURN_IF_ERROR(Apply(events[i], batch));
+        }
+        PutCheckpoint(batch, events[n - 1].position);
+        return batch.Commit();
+      });
+}
+
+Status ReadModels::BuildFrom(const EventLog& source, uint64_t up_to) {
+  BulkRows rows(log_->db(), {agents_, conversations_});
+  CONVSTORE_RETURN_IF_ERROR(ReplayChunks(
+      source, up_to, 8192,
+      [&](const std::vector<RecordedEvent>& events, size_t n) -> Status {
+        for (size_t i = 0; i < n; ++i) {
+          CONVSTORE_RETURN_IF_ERROR(ApplyTo(events[i], rows));
+        }
+        WriteCheckpoint(rows, events[n - 1].position);
+        return rows.Write();
+      }));
+  // Written without the WAL: durable once the tables are flushed.
+  std::vector<rocksdb::ColumnFamilyHandle*> tables = {
+      agents_,   agents_by_owner_, conversations_, conversations_by_owner_,
+      messages_, message_ids_,     meta_};
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  return FromRocksStatus(log_->db()->Flush(flush, tables),
+                         "flush rebuilt read models");
 }
 
 Status ReadModels::ScanNewestFirst(
@@ -427,7 +594,7 @@ Result<Page<std::string>> ReadModels::ListMessages(
   std::string start = prefix;
   if (after) {
     std::optional<std::string> key;
-    CONVSTORE_ASSIGN_OR_RETURN(key, GetRaw(message_ids_, *after, nullptr));
+    CONVSTORE_ASSIGN_OR_RETURN(key, GetRaw(message_ids_, *after));
     if (!key || !HasPrefix(*key, prefix)) {
       return Status::InvalidArgument(
           "'after' is not a message of this conversation.", "after");

@@ -85,8 +85,16 @@ class ReadModels : public EventSink,
   // between versions, or when the read models were dropped).
   Status CatchUp();
   // Replays `source`'s events after this projection's checkpoint up to
-  // `up_to`, writing into this projection's own log (a rebuild target).
+  // `up_to`, writing into this projection's own log, each chunk atomically
+  // with its checkpoint through the WAL.
   Status CatchUpFrom(const EventLog& source, uint64_t up_to);
+  // As CatchUpFrom, for read models that nothing reads or writes yet (a
+  // rebuild's next generation, a scratch copy): large unindexed batches
+  // without the WAL, then a flush of every table, so the rows are durable
+  // when it returns OK. After a crash or an error in between, the
+  // generation's contents are undefined and it must be dropped (a rebuild
+  // starts over; DropStaleGenerations drops it at the next open).
+  Status BuildFrom(const EventLog& source, uint64_t up_to);
   // Position of the last event the read models reflect.
   Result<uint64_t> Checkpoint() const;
   // The row format (kReadModelsFormat) of read models that have a
@@ -129,9 +137,9 @@ class ReadModels : public EventSink,
       std::string_view conversation_id) const;
 
  private:
+  // A committed row.
   Result<std::optional<std::string>> GetRaw(rocksdb::ColumnFamilyHandle* cf,
-                                            std::string_view key,
-                                            const LogBatch* batch) const;
+                                            std::string_view key) const;
   // Calls `visit` with the id and value of each of the actor's items in a
   // list index (everyone's for an admin), newest first, starting after
   // query.after; stops when it returns false or an error.
@@ -140,8 +148,23 @@ class ReadModels : public EventSink,
       const rocksdb::ReadOptions& options,
       const std::function<Result<bool>(
           std::string_view id, const rocksdb::Slice& value)>& visit) const;
+  template <typename ApplyChunk>
+  Status ReplayChunks(const EventLog& source, uint64_t up_to, size_t chunk,
+                      ApplyChunk apply_chunk);
+  // Rows: a LogBatch, or the bulk writer of BuildFrom (read_models.cc).
+  template <typename Rows>
+  Status ApplyTo(const RecordedEvent& event, Rows& rows);
+  template <typename Rows>
+  Result<std::optional<Versioned<Agent>>> GetAgentIn(const Rows& rows,
+                                                     std::string_view id) const;
+  template <typename Rows>
+  Result<std::optional<Versioned<Conversation>>> GetConversationIn(
+      const Rows& rows, std::string_view id) const;
+  template <typename Rows>
+  void WriteCheckpoint(Rows& rows, uint64_t position) const;
   // A conversation's record and its list entry in the owner's index.
-  void PutConversation(LogBatch& batch, const Conversation& c,
+  template <typename Rows>
+  void PutConversation(Rows& rows, const Conversation& c,
                        uint64_t revision) const;
 
   EventLog* log_;

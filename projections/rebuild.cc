@@ -135,7 +135,7 @@ Result<RebuildReport> RebuildReadModels(EventLog& log) {
   CONVSTORE_RETURN_IF_ERROR(CreateGeneration(log, report.new_prefix));
   {
     ReadModels next(&log, report.new_prefix);
-    CONVSTORE_RETURN_IF_ERROR(next.CatchUpFrom(log, log.head()));
+    CONVSTORE_RETURN_IF_ERROR(next.BuildFrom(log, log.head()));
   }
   report.events = log.head();
   // The switch: one synced write. Before it the old generation is in use,
@@ -180,7 +180,7 @@ Result<VerifyReport> VerifyReadModels(EventLog& log,
   CONVSTORE_ASSIGN_OR_RETURN(scratch,
                              EventLog::Open(scratch_dir, scratch_options));
   ReadModels rebuilt(scratch.get());
-  CONVSTORE_RETURN_IF_ERROR(rebuilt.CatchUpFrom(log, report.checkpoint));
+  CONVSTORE_RETURN_IF_ERROR(rebuilt.BuildFrom(log, report.checkpoint));
 
   const std::vector<std::string> live_cfs = ReadModels::ColumnFamilies(prefix);
   const std::vector<std::string> rebuilt_cfs = ReadModels::ColumnFamilies();
