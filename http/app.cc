@@ -19,6 +19,10 @@
 #include "projections/rebuild.h"
 
 namespace convstore::http {
+
+// http/openapi.json, embedded at build time (see http/CMakeLists.txt).
+std::string_view OpenApiJson();
+
 namespace {
 
 namespace json = boost::json;
@@ -468,6 +472,14 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
     return respond(ErrorResponse(Status::Unavailable("Not ready.")));
   }
   if (s.empty() || s[0] != "v1") return not_found();
+  // Public documentation: the one /v1 route without auth.
+  if (s.size() == 2 && s[1] == "openapi.json") {
+    *ctx.route = "/v1/openapi.json";
+    if (m != "GET" && m != "HEAD") return method_not_allowed("GET, HEAD");
+    ApiResponse r;
+    r.body = std::string(OpenApiJson());
+    return respond(std::move(r));
+  }
 
   // Auth comes first on /v1, even for unknown routes.
   Result<Actor> actor = app_.keys_->Authenticate(ctx.request.authorization);
