@@ -67,6 +67,27 @@ std::string AgentStream(std::string_view agent_id) {
 std::string ConversationStream(std::string_view conversation_id) {
   return "conversation-" + std::string(conversation_id);
 }
+std::string_view ConversationIdOf(const EventPayload& payload) {
+  struct Visitor {
+    std::string_view operator()(const ConversationCreated& p) const {
+      return p.conversation.id;
+    }
+    std::string_view operator()(const ConversationUpdated& p) const {
+      return p.conversation_id;
+    }
+    std::string_view operator()(const ConversationStatusChanged& p) const {
+      return p.conversation_id;
+    }
+    std::string_view operator()(const MessageAppended& p) const {
+      return p.message.conversation_id;
+    }
+    std::string_view operator()(const AgentCreated&) const { return {}; }
+    std::string_view operator()(const AgentUpdated&) const { return {}; }
+    std::string_view operator()(const AgentDeleted&) const { return {}; }
+  };
+  return std::visit(Visitor{}, payload);
+}
+
 std::string MessagesStream(std::string_view conversation_id) {
   return "messages-" + std::string(conversation_id);
 }

@@ -114,6 +114,8 @@ using EventPayload =
                  MessageAppended>;
 
 std::string_view EventTypeName(const EventPayload& payload);
+// The conversation an event is about; empty for agent events.
+std::string_view ConversationIdOf(const EventPayload& payload);
 
 // Stream names, as the contract fixes them.
 std::string AgentStream(std::string_view agent_id);

@@ -424,6 +424,9 @@ void LogBatch::RollbackToSavePoint() {
   batch_.RollbackToSavePoint();
   next_position_ = savepoints_.back();
   savepoints_.pop_back();
+  while (!appended_.empty() && appended_.back().position >= next_position_) {
+    appended_.pop_back();
+  }
 }
 
 void LogBatch::RollbackTo(size_t depth) {
@@ -480,6 +483,7 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
       Status s = sink->Apply(r, *this);
       if (!s.ok()) return fail(s);
     }
+    appended_.push_back(r);
     recorded.push_back(std::move(r));
   }
   PopSavePoint();

@@ -202,6 +202,9 @@ class LogBatch {
   uint64_t head() const { return next_position_ - 1; }
   // Writes the batch with sync=true. The batch cannot be reused after.
   Status Commit();
+  // The events this batch appended (those of rolled-back commands are gone),
+  // in position order; taken once it committed, to tell subscribers.
+  std::vector<RecordedEvent> TakeAppended() { return std::move(appended_); }
 
   EventLog* log() const { return log_; }
 
@@ -218,6 +221,7 @@ class LogBatch {
   const uint64_t first_position_;  // next_position_ when the batch opened
   bool sealed_ = false;
   std::vector<uint64_t> savepoints_;
+  std::vector<RecordedEvent> appended_;
 };
 
 // A RocksDB status as a convstore Status (Corruption or IOError), with

@@ -166,6 +166,10 @@ void GroupCommitWriter::Commit(Group& group) {
   // hold (sessions, read models) is let go now.
   group.commands.clear();
   group.results.clear();
+  if (committed.ok() && options_.on_committed) {
+    std::vector<RecordedEvent> events = group.batch->TakeAppended();
+    if (!events.empty()) options_.on_committed(std::move(events));
+  }
 }
 
 }  // namespace convstore

@@ -44,8 +44,13 @@ class GroupCommitWriter {
   // Told the command's final status once its group is durable (or failed).
   using Done = std::function<void(const Status&)>;
 
+  // Told the events of each group once they are durable, on the committing
+  // thread, after the group's Done calls: it must only hand them off.
+  using Committed = std::function<void(std::vector<RecordedEvent> events)>;
+
   struct Options {
     size_t max_group = 1024;
+    Committed on_committed;  // optional
   };
 
   GroupCommitWriter(EventLog* log, Options options);

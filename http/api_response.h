@@ -25,6 +25,25 @@ struct TokenSpec {
   bool with_expiry = false;  // the body also carries "expires_at"
 };
 
+// A body produced over time (server-sent events): the session sends the
+// headers, then pulls parts and sends each as a chunk until the body ends.
+// Pull is called on the session's thread, one call at a time; `wake` may be
+// called from any thread.
+class LiveBody {
+ public:
+  struct Part {
+    enum class Kind {
+      kText,  // send `text`, then pull again
+      kWait,  // nothing yet: `wake` will be called once; pull again then
+      kEnd,   // the body is complete
+    };
+    Kind kind = Kind::kWait;
+    std::string text;
+  };
+  virtual ~LiveBody() = default;
+  virtual Part Pull(std::function<void()> wake) = 0;
+};
+
 struct ApiResponse {
   unsigned status = 200;
   std::string body;  // JSON text (or empty)
@@ -32,6 +51,8 @@ struct ApiResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is sent chunked from this stream instead of `body`.
   std::shared_ptr<MessageStream> stream;
+  // When set, the body is sent chunked from this live source (SSE).
+  std::shared_ptr<LiveBody> live;
   // Internal, never sent as such: the body's "token" was minted from this,
   // and the body holds a secret "key" shown only once.
   std::optional<TokenSpec> token_spec;

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
+#include <charconv>
 #include <chrono>
 #include <future>
 #include <map>
@@ -16,6 +17,7 @@
 #include "core/model_json.h"
 #include "core/validation.h"
 #include "eventlog/event_json.h"
+#include "http/feeds.h"
 #include "projections/rebuild.h"
 
 namespace convstore::http {
@@ -93,6 +95,29 @@ Result<size_t> ParseLimit(const std::map<std::string, std::string>& query,
         "limit");
   }
   return n;
+}
+
+// A log position: decimal digits that fit in 64 bits.
+std::optional<uint64_t> ParsePosition(std::string_view v) {
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() ||
+      v.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+// The `from` query parameter: a log position, 1 when absent.
+Result<uint64_t> ParseFrom(const std::map<std::string, std::string>& query) {
+  auto it = query.find("from");
+  if (it == query.end()) return uint64_t{1};
+  std::optional<uint64_t> from = ParsePosition(it->second);
+  if (!from || *from < 1) {
+    return Status::InvalidArgument(
+        "'from' must be a log position (an integer >= 1).", "from");
+  }
+  return *from;
 }
 
 std::string EncodeCursor(std::string_view id) { return Base64UrlEncode(id); }
@@ -245,6 +270,7 @@ class App::Handlers {
   void RevokeApiKey(const RequestCtx& ctx, const std::string& id,
                     Respond respond);
   void ListEvents(const RequestCtx& ctx, Respond respond);
+  void StreamEvents(const RequestCtx& ctx, Respond respond);
   void CreateBackup(const RequestCtx& ctx, Respond respond);
   ApiResponse ProjectionsStatus(unsigned status) const;
   ApiResponse Metrics() const;
@@ -288,7 +314,14 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
     CONVSTORE_RETURN_IF_ERROR(batch.Commit());
     app->bootstrap_key_ = std::move(key);
   }
-  app->writer_ = std::make_unique<GroupCommitWriter>(app->log_.get());
+  app->hub_ = std::make_unique<EventHub>(config.stream_queue_limit);
+  GroupCommitWriter::Options writer_options;
+  writer_options.on_committed =
+      [hub = app->hub_.get()](std::vector<RecordedEvent> events) {
+        hub->Publish(std::move(events));
+      };
+  app->writer_ =
+      std::make_unique<GroupCommitWriter>(app->log_.get(), writer_options);
   app->long_reads_ = std::make_unique<boost::asio::thread_pool>(2);
   app->handlers_ = std::make_unique<Handlers>(*app);
   app->ready_ = true;
@@ -397,6 +430,8 @@ void App::RunRebuild() {
 
 void App::StopWrites() {
   if (writer_) writer_->Stop();
+  // Nothing more will be committed: every event stream ends.
+  if (hub_) hub_->CloseAll();
 }
 
 void App::PostLongRead(Respond respond, std::function<ApiResponse()> work) {
@@ -573,6 +608,14 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
       if (!started.ok()) return respond(ErrorResponse(started));
       respond(ProjectionsStatus(202));
     });
+  }
+  if (s.size() == 4 && s[1] == "admin" && s[2] == "events" &&
+      s[3] == "stream") {
+    if (!ctx.actor.admin) {
+      return respond(ErrorResponse(
+          Status::PermissionDenied("This route needs an admin API key.")));
+    }
+    return dispatch("GET", [&] { StreamEvents(ctx, respond); });
   }
   if (s.size() == 3 && s[1] == "admin" &&
       (s[2] == "events" || s[2] == "backups")) {
@@ -1105,20 +1148,35 @@ void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
       });
 }
 
+void App::Handlers::StreamEvents(const RequestCtx& ctx, Respond respond) {
+  uint64_t from;
+  if (ctx.request.last_event_id) {
+    // A reconnecting client resumes right after the last event it saw.
+    std::optional<uint64_t> last = ParsePosition(*ctx.request.last_event_id);
+    if (!last || *last == UINT64_MAX) {
+      return respond(ErrorResponse(Status::InvalidArgument(
+          "Last-Event-ID must be a log position (an integer >= 0).",
+          "Last-Event-ID")));
+    }
+    from = *last + 1;
+  } else {
+    auto parsed = ParseFrom(ctx.query);
+    if (!parsed.ok()) return respond(ErrorResponse(parsed.status()));
+    from = *parsed;
+  }
+  ApiResponse r;
+  r.content_type = "text/event-stream";
+  r.live = std::make_shared<EventLogFeed>(*app_.hub_, *app_.log_,
+                                          *app_.long_reads_, from);
+  respond(std::move(r));
+}
+
 void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
   auto limit = ParseLimit(ctx.query, 1000, 10000);
   if (!limit.ok()) return respond(ErrorResponse(limit.status()));
-  uint64_t from = 1;
-  if (auto it = ctx.query.find("from"); it != ctx.query.end()) {
-    const std::string& v = it->second;
-    bool ok = !v.empty() && v.size() <= 19 &&
-              v.find_first_not_of("0123456789") == std::string::npos;
-    if (ok) from = std::stoull(v);
-    if (!ok || from < 1) {
-      return respond(ErrorResponse(Status::InvalidArgument(
-          "'from' must be a log position (an integer >= 1).", "from")));
-    }
-  }
+  auto from_parsed = ParseFrom(ctx.query);
+  if (!from_parsed.ok()) return respond(ErrorResponse(from_parsed.status()));
+  const uint64_t from = *from_parsed;
   size_t n = *limit;
   app_.PostLongRead(std::move(respond), [this, from, n]() -> ApiResponse {
     auto events = app_.log_->ReadRange(from, n);
@@ -1198,15 +1256,25 @@ ApiResponse App::Handlers::ProjectionsStatus(unsigned status) const {
 
 // ---------------------------------------------------------------- metrics
 
+namespace {
+
+// One sample of a metric without labels, with its HELP and TYPE lines.
+void AppendMetric(std::string& out, std::string_view name,
+                  std::string_view type, std::string_view help,
+                  std::string_view value) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  out.append(name).append(" ").append(value).append("\n");
+}
+
+}  // namespace
+
 ApiResponse App::Handlers::Metrics() const {
   const WriterStats& w = app_.writer_stats();
   std::string out;
-  out +=
-      "# HELP convstore_log_head_position Position of the last committed "
-      "event.\n";
-  out += "# TYPE convstore_log_head_position gauge\n";
-  out +=
-      "convstore_log_head_position " + std::to_string(app_.log_->head()) + "\n";
+  AppendMetric(out, "convstore_log_head_position", "gauge",
+               "Position of the last committed event.",
+               std::to_string(app_.log_->head()));
   out +=
       "# HELP convstore_append_batch_size Commands committed per synced "
       "write.\n";
@@ -1224,23 +1292,24 @@ ApiResponse App::Handlers::Metrics() const {
          std::to_string(w.commands.load()) + "\n";
   out += "convstore_append_batch_size_count " +
          std::to_string(w.groups.load()) + "\n";
-  out +=
-      "# HELP convstore_fsync_seconds_total Time spent in synced log writes.\n";
-  out += "# TYPE convstore_fsync_seconds_total counter\n";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6f", w.commit_micros_total.load() / 1e6);
-  out += "convstore_fsync_seconds_total " + std::string(buf) + "\n";
+  AppendMetric(out, "convstore_fsync_seconds_total", "counter",
+               "Time spent in synced log writes.", buf);
   auto checkpoint = app_.read_models()->Checkpoint();
   if (checkpoint.ok()) {
-    out +=
-        "# HELP convstore_read_model_lag_events Events in the log not yet in "
-        "the read models.\n";
-    out += "# TYPE convstore_read_model_lag_events gauge\n";
-    out += "convstore_read_model_lag_events " +
-           std::to_string(app_.log_->head() -
-                          std::min(*checkpoint, app_.log_->head())) +
-           "\n";
+    AppendMetric(out, "convstore_read_model_lag_events", "gauge",
+                 "Events in the log not yet in the read models.",
+                 std::to_string(app_.log_->head() -
+                                std::min(*checkpoint, app_.log_->head())));
   }
+  AppendMetric(out, "convstore_stream_subscribers", "gauge",
+               "Open event streams (server-sent events).",
+               std::to_string(app_.hub_->subscribers()));
+  AppendMetric(out, "convstore_stream_fell_behind_total", "counter",
+               "Times an event stream's queue overflowed and it read the log "
+               "instead.",
+               std::to_string(app_.hub_->fell_behind()));
   out += app_.request_metrics_.Render();
   ApiResponse r;
   r.status = 200;

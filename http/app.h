@@ -7,19 +7,20 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <functional>
-#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "eventlog/event_log.h"
 #include "eventlog/group_commit.h"
 #include "http/api_keys.h"
 #include "http/api_response.h"
+#include "http/event_hub.h"
 #include "http/idempotency.h"
 #include "http/request_metrics.h"
 #include "projections/read_models.h"
@@ -42,6 +43,8 @@ struct AppConfig {
   std::optional<std::string> bootstrap_admin_key;
   // RocksDB Env for the store (tests inject faults through it).
   std::shared_ptr<rocksdb::Env> env;
+  // Events queued per event-stream subscriber before it must read the log.
+  size_t stream_queue_limit = 4096;
 };
 
 struct ApiRequest {
@@ -52,6 +55,7 @@ struct ApiRequest {
   std::string content_type;
   std::optional<std::string> if_match;
   std::optional<std::string> idempotency_key;
+  std::optional<std::string> last_event_id;  // an event stream's resume point
 };
 
 class App {
@@ -88,6 +92,9 @@ class App {
   std::atomic<std::shared_ptr<ReadModels>> read_models_;
   std::unique_ptr<ApiKeyStore> keys_;
   std::unique_ptr<IdempotencyStore> idempotency_;
+  // Committed events, fanned out to the event streams. Declared before the
+  // writer, which publishes into it until it stops.
+  std::unique_ptr<EventHub> hub_;
   std::unique_ptr<GroupCommitWriter> writer_;
   std::unique_ptr<Handlers> handlers_;
   RequestMetrics request_metrics_;

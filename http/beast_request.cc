@@ -17,6 +17,9 @@ ApiRequest ToApiRequest(bhttp::request<bhttp::string_body>&& req) {
   if (auto it = req.find("Idempotency-Key"); it != req.end()) {
     api.idempotency_key = std::string(it->value());
   }
+  if (auto it = req.find("Last-Event-ID"); it != req.end()) {
+    api.last_event_id = std::string(it->value());
+  }
   api.body = std::move(req.body());
   return api;
 }

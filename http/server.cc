@@ -125,6 +125,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(ApiResponse r) {
+    if (r.live) return SendLive(std::move(r));
     if (r.stream) return SendStream(std::move(r));
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
         static_cast<bhttp::status>(r.status), version_);
@@ -215,6 +216,91 @@ class Session : public std::enable_shared_from_this<Session> {
                      });
   }
 
+  // A live body (server-sent events): the headers, then each part the body
+  // gives as one chunk. While it has nothing, a comment goes out every
+  // heartbeat interval. The connection closes when the body ends.
+  void SendLive(ApiResponse r) {
+    live_ = std::move(r.live);
+    auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(
+        static_cast<bhttp::status>(r.status), version_);
+    res->set(bhttp::field::server, "convstore");
+    res->set(bhttp::field::content_type, r.content_type);
+    res->set(bhttp::field::cache_control, "no-cache");
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->keep_alive(false);
+    res->chunked(true);
+    auto sr =
+        std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*res);
+    live_writing_ = true;
+    stream_.expires_after(shared_->options.write_timeout);
+    bhttp::async_write_header(
+        stream_, *sr,
+        [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
+          self->AfterLiveWrite(ec);
+        });
+  }
+
+  void PullLive() {
+    std::weak_ptr<Session> weak = weak_from_this();
+    auto exec = stream_.get_executor();
+    LiveBody::Part part = live_->Pull([weak, exec] {
+      net::post(exec, [weak] {
+        if (auto self = weak.lock()) self->OnLiveWake();
+      });
+    });
+    switch (part.kind) {
+      case LiveBody::Part::Kind::kText:
+        return WriteLive(std::make_shared<std::string>(std::move(part.text)));
+      case LiveBody::Part::Kind::kWait:
+        return WaitLive();
+      case LiveBody::Part::Kind::kEnd:
+        live_writing_ = true;
+        stream_.expires_after(shared_->options.write_timeout);
+        net::async_write(
+            stream_, bhttp::make_chunk_last(),
+            [self = shared_from_this()](beast::error_code ec, size_t) {
+              self->live_.reset();
+              self->AfterResponse(ec, /*need_eof=*/true);
+            });
+        return;
+    }
+  }
+
+  void WaitLive() {
+    stream_.expires_never();
+    heartbeat_.expires_after(shared_->options.heartbeat_interval);
+    heartbeat_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->live_writing_ || !self->live_) return;  // woken first
+      self->WriteLive(std::make_shared<std::string>(":\n\n"));
+    });
+  }
+
+  void OnLiveWake() {
+    if (!live_) return;
+    if (live_writing_) return;  // it pulls when the write is done
+    heartbeat_.cancel();
+    PullLive();
+  }
+
+  void WriteLive(std::shared_ptr<std::string> text) {
+    live_writing_ = true;
+    stream_.expires_after(shared_->options.write_timeout);
+    net::async_write(
+        stream_, bhttp::make_chunk(net::buffer(*text)),
+        [self = shared_from_this(), text](beast::error_code ec, size_t) {
+          self->AfterLiveWrite(ec);
+        });
+  }
+
+  void AfterLiveWrite(beast::error_code ec) {
+    live_writing_ = false;
+    if (ec) {
+      live_.reset();  // the client is gone: let the feed go
+      return AfterResponse(ec, true);
+    }
+    PullLive();
+  }
+
   void AfterResponse(beast::error_code ec, bool need_eof) {
     shared_->in_flight.fetch_sub(1);
     if (close_after_ && !ec) return DrainAndClose();
@@ -262,6 +348,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Server::Shared> shared_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::shared_ptr<LiveBody> live_;
+  net::steady_timer heartbeat_{stream_.get_executor()};
+  bool live_writing_ = false;
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_ = false;

@@ -29,6 +29,9 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 * 1024;
   size_t max_connections = 10000;  // more are accepted and closed at once
+  // An idle event stream sends a comment this often (keeps proxies from
+  // closing it, and finds clients that are gone).
+  std::chrono::milliseconds heartbeat_interval{15000};
 };
 
 class Server {

@@ -63,6 +63,7 @@ const SERVER_ROUTES = {
   '/v1/admin/projections': ['GET'],
   '/v1/admin/projections/rebuild': ['POST'],
   '/v1/admin/events': ['GET'],
+  '/v1/admin/events/stream': ['GET'],
   '/v1/admin/backups': ['POST'],
   '/v1/admin/api-keys': ['GET', 'POST'],
   '/v1/admin/api-keys/{id}': ['DELETE'],
@@ -211,6 +212,25 @@ function send(method, target, { key, headers = {}, json, body } = {}) {
     REQUEST_TIMEOUT_MS);
     req.on('response', (res) => {
       const chunks = [];
+      const finish = (complete = (b) => b) => {
+        clearTimeout(timer);
+        const raw = complete(Buffer.concat(chunks));
+        resolve({ method, target, status: res.statusCode,
+          headers: res.headers, raw, text: raw.toString('utf8') });
+      };
+      // An event stream never ends by itself: the whole events (and
+      // comments) that arrived first are the body checked.
+      if (String(res.headers['content-type']).startsWith('text/event-stream')) {
+        res.on('data', (c) => {
+          chunks.push(c);
+          if (Buffer.concat(chunks).includes('\n\n')) {
+            finish((b) => b.subarray(0, b.lastIndexOf('\n\n') + 2));
+            req.destroy();
+          }
+        });
+        res.on('error', () => {});
+        return;
+      }
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
         clearTimeout(timer);
@@ -688,6 +708,21 @@ step('admin: the event log holds every event type, each as documented',
     await call(op, '/v1/admin/events', 403, { key: ctx.alice });
     await commonErrors(op, '/v1/admin/events', ADMIN);
   });
+
+step('admin: the event log as a stream of server-sent events', async () => {
+  const op = 'GET /v1/admin/events/stream';
+  const first = await call(op, '/v1/admin/events/stream?from=1', 200,
+    { key: ADMIN });
+  assert.match(first.text, /^id: 1\ndata: \{"position":1,/);
+  const resumed = await call(op, '/v1/admin/events/stream', 200,
+    { key: ADMIN, headers: { 'Last-Event-ID': '1' } });
+  assert.match(resumed.text, /^id: 2\n/);
+  await call(op, '/v1/admin/events/stream?from=0', 400, { key: ADMIN });
+  await call(op, '/v1/admin/events/stream', 400,
+    { key: ADMIN, headers: { 'Last-Event-ID': 'x' } });
+  await call(op, '/v1/admin/events/stream', 403, { key: ctx.alice });
+  await commonErrors(op, '/v1/admin/events/stream', ADMIN);
+});
 
 test('the document lists exactly the server routes', () => {
   const documented = {};

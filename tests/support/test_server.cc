@@ -26,13 +26,15 @@ TempDir::~TempDir() {
 }
 
 TestServer::TestServer(std::string data_dir, http::LiveKitConfig livekit,
-                       std::shared_ptr<rocksdb::Env> env) {
+                       std::shared_ptr<rocksdb::Env> env,
+                       http::ServerOptions server_options,
+                       http::AppConfig app_config) {
   if (data_dir.empty()) {
     owned_dir_ = std::make_unique<TempDir>();
     data_dir = (owned_dir_->path() / "data").string();
   }
   data_dir_ = data_dir;
-  http::AppConfig config;
+  http::AppConfig config = std::move(app_config);
   config.data_dir = data_dir_;
   config.livekit = livekit;
   config.bootstrap_admin_key = kAdminKey;
@@ -40,7 +42,7 @@ TestServer::TestServer(std::string data_dir, http::LiveKitConfig livekit,
   auto app = http::App::Open(config);
   if (!app.ok()) throw std::runtime_error("open: " + app.status().ToString());
   app_ = std::move(*app);
-  http::ServerOptions options;
+  http::ServerOptions options = std::move(server_options);
   options.host = "127.0.0.1";
   options.port = 0;
   server_ = std::make_unique<http::Server>(*app_, options);

@@ -39,9 +39,13 @@ class TestServer {
  public:
   static constexpr const char* kAdminKey = "csk_test_admin_key_0123456789";
 
+  // `server_options` and `app_config` adjust the defaults (their host, port,
+  // data dir, LiveKit settings and admin key are set here).
   explicit TestServer(std::string data_dir = "",
                       http::LiveKitConfig livekit = {},
-                      std::shared_ptr<rocksdb::Env> env = nullptr);
+                      std::shared_ptr<rocksdb::Env> env = nullptr,
+                      http::ServerOptions server_options = {},
+                      http::AppConfig app_config = {});
   ~TestServer();
 
   uint16_t port() const { return port_; }

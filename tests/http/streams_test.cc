@@ -1,0 +1,242 @@
+// Event streams (server-sent events) over a real socket: GET
+// /v1/admin/events/stream sends every event envelope from a position on,
+// then follows the log live, each event exactly once and in position order,
+// resumable with Last-Event-ID across a restart.
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/api_assertions.h"
+#include "tests/support/sse_client.h"
+#include "tests/support/test_server.h"
+
+namespace convstore::testing {
+namespace {
+
+namespace json = boost::json;
+
+constexpr int kWaitMs = 30000;
+
+http::ServerOptions FastHeartbeat() {
+  http::ServerOptions options;
+  options.heartbeat_interval = std::chrono::milliseconds(200);
+  return options;
+}
+
+class EventStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start(size_t queue_limit = 4096) {
+    http::AppConfig config;
+    config.stream_queue_limit = queue_limit;
+    server_ = std::make_unique<TestServer>(dir_.str() + "/data",
+                                           http::LiveKitConfig{}, nullptr,
+                                           FastHeartbeat(), config);
+    HttpClient c = server_->Client();
+    agent_ = Str(
+        CreateAgent(c, kAdmin, R"({"name":"Bot","instructions":"Hi."})"), "id");
+  }
+
+  std::string NewConversation() {
+    HttpClient c = server_->Client();
+    return Str(CreateConversation(c, kAdmin, agent_), "id");
+  }
+  std::string Append(HttpClient& c, const std::string& conv,
+                     const std::string& content) {
+    HttpResponse r = c.Post("/v1/conversations/" + conv + "/messages", kAdmin,
+                            MessageBody(content));
+    EXPECT_EQ(201u, r.status) << r.body;
+    return r.status == 201 ? Str(r.json(), "id") : "";
+  }
+  std::vector<json::value> AllEvents() { return AdminEvents(server_->port()); }
+  uint64_t Head() {
+    HttpClient c = server_->Client();
+    return LogHead(c);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestServer> server_;
+  std::string agent_;
+};
+
+// Positions of `events` are from, from + 1, ... in order.
+void ExpectConsecutiveFrom(uint64_t from, const std::vector<SseEvent>& events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(std::to_string(from + i), events[i].id) << "event " << i;
+  }
+}
+
+TEST_F(EventStreamTest, NeedsAnAdminKey) {
+  std::string user = server_->CreateKey("user-1");
+  HttpClient c = server_->Client();
+  EXPECT_TRUE(
+      IsError(c.Get("/v1/admin/events/stream", user), 403, "permission_error"));
+  EXPECT_TRUE(IsUnauthenticated(c.Get("/v1/admin/events/stream", "")));
+}
+
+TEST_F(EventStreamTest, ABadStartIsRejected) {
+  HttpClient c = server_->Client();
+  EXPECT_TRUE(IsError(c.Get("/v1/admin/events/stream?from=0", kAdmin), 400,
+                      "invalid_request_error", "from"));
+  EXPECT_TRUE(IsError(c.Get("/v1/admin/events/stream?from=x", kAdmin), 400,
+                      "invalid_request_error", "from"));
+  HttpResponse r =
+      c.Request("GET", "/v1/admin/events/stream", "",
+                {{"Authorization", std::string("Bearer ") + kAdmin},
+                 {"Last-Event-ID", "seven"}});
+  EXPECT_TRUE(IsError(r, 400, "invalid_request_error", "Last-Event-ID"));
+}
+
+TEST_F(EventStreamTest, SendsTheLogFromAPositionThenFollowsItLive) {
+  std::string conv = NewConversation();
+  std::vector<json::value> before = AllEvents();
+  SseClient stream(server_->port(), "/v1/admin/events/stream?from=2", kAdmin);
+  ASSERT_EQ(200u, stream.status());
+  EXPECT_EQ("text/event-stream", stream.header("Content-Type"));
+  EXPECT_EQ("no-cache", stream.header("Cache-Control"));
+  const auto& caught_up = stream.WaitFor(before.size() - 1, kWaitMs);
+  ASSERT_EQ(before.size() - 1, caught_up.size());
+  ExpectConsecutiveFrom(2, caught_up);
+  for (size_t i = 0; i < caught_up.size(); ++i) {
+    EXPECT_EQ("", caught_up[i].event);
+    EXPECT_EQ(before[i + 1], json::parse(caught_up[i].data)) << i;
+  }
+
+  HttpClient c = server_->Client();
+  std::string id = Append(c, conv, "live");
+  const auto& all = stream.WaitFor(before.size(), kWaitMs);
+  ASSERT_EQ(before.size(), all.size());
+  json::value live = json::parse(all.back().data);
+  EXPECT_EQ(std::to_string(before.size() + 1), all.back().id);
+  EXPECT_EQ("MessageAppended", Str(live, "type"));
+  EXPECT_EQ(id, Str(live.at("payload"), "id"));
+  EXPECT_EQ(AllEvents().back(), live);
+}
+
+// convstore_stream_fell_behind_total from GET /metrics.
+uint64_t FellBehind(TestServer& server) {
+  HttpClient c = server.Client();
+  HttpResponse r = c.Get("/metrics", "");
+  const std::string name = "\nconvstore_stream_fell_behind_total ";
+  size_t at = r.body.find(name);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no " << name << " in " << r.body;
+    return 0;
+  }
+  return std::stoull(r.body.substr(at + name.size()));
+}
+
+// 32 writers at once; the stream (and one whose queue holds only 8 events,
+// so it keeps falling behind and reading the log instead) sees every event
+// exactly once, in position order.
+void ConcurrentWritersTest(TestServer& server, const std::string& agent) {
+  constexpr int kWriters = 32;
+  constexpr int kPerWriter = 10;
+  std::vector<std::string> convs;
+  {
+    HttpClient c = server.Client();
+    for (int w = 0; w < kWriters; ++w) {
+      convs.push_back(Str(CreateConversation(c, kAdmin, agent), "id"));
+    }
+  }
+  HttpClient c = server.Client();
+  const uint64_t head = LogHead(c);
+  SseClient stream(server.port(),
+                   "/v1/admin/events/stream?from=" + std::to_string(head + 1),
+                   kAdmin);
+  ASSERT_EQ(200u, stream.status());
+
+  std::mutex mu;
+  std::set<std::string> acked;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      HttpClient wc = server.Client();
+      for (int i = 0; i < kPerWriter; ++i) {
+        HttpResponse r = wc.Post(
+            "/v1/conversations/" + convs[w] + "/messages", kAdmin,
+            MessageBody("w" + std::to_string(w) + "-" + std::to_string(i)));
+        if (r.status == 201) {
+          std::lock_guard<std::mutex> lock(mu);
+          acked.insert(Str(r.json(), "id"));
+        }
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  ASSERT_EQ(static_cast<size_t>(kWriters * kPerWriter), acked.size());
+
+  const auto& events = stream.WaitFor(acked.size(), kWaitMs);
+  ASSERT_EQ(acked.size(), events.size());
+  ExpectConsecutiveFrom(head + 1, events);
+  std::set<std::string> seen;
+  for (const SseEvent& e : events) {
+    seen.insert(Str(json::parse(e.data).at("payload"), "id"));
+  }
+  EXPECT_EQ(acked, seen);
+  // Nothing more arrives: no event was sent twice.
+  EXPECT_EQ(acked.size(), stream.WaitFor(acked.size() + 1, 500).size());
+}
+
+TEST_F(EventStreamTest, SeesEveryEventOf32ConcurrentWritersOnceAndInOrder) {
+  ConcurrentWritersTest(*server_, agent_);
+  EXPECT_EQ(0u, FellBehind(*server_));
+}
+
+TEST_F(EventStreamTest, ASubscriberThatFallsBehindReadsTheLogAndMissesNothing) {
+  server_.reset();
+  Start(/*queue_limit=*/8);
+  ConcurrentWritersTest(*server_, agent_);
+  EXPECT_GT(FellBehind(*server_), 0u) << "the queue never overflowed";
+}
+
+TEST_F(EventStreamTest, ResumesRightAfterLastEventIdAcrossARestart) {
+  std::string conv = NewConversation();
+  uint64_t head = Head();
+  std::string last_seen;
+  {
+    SseClient stream(server_->port(), "/v1/admin/events/stream", kAdmin);
+    const auto& events = stream.WaitFor(2, kWaitMs);
+    ASSERT_GE(events.size(), 2u);
+    last_seen = events[1].id;
+    // A graceful stop ends the stream.
+    server_->Stop();
+    EXPECT_TRUE(stream.WaitForEnd(kWaitMs));
+  }
+  server_.reset();
+  Start();
+  HttpClient c = server_->Client();
+  std::string id = Append(c, conv, "after the restart");
+  std::vector<json::value> all = AllEvents();
+  ASSERT_GT(all.size(), head);
+
+  SseClient resumed(server_->port(), "/v1/admin/events/stream", kAdmin,
+                    {{"Last-Event-ID", last_seen}});
+  ASSERT_EQ(200u, resumed.status());
+  const size_t expected = all.size() - std::stoull(last_seen);
+  const auto& events = resumed.WaitFor(expected, kWaitMs);
+  ASSERT_EQ(expected, events.size());
+  ExpectConsecutiveFrom(std::stoull(last_seen) + 1, events);
+  EXPECT_EQ(id, Str(json::parse(events.back().data).at("payload"), "id"));
+}
+
+TEST_F(EventStreamTest, AnIdleStreamSendsHeartbeatComments) {
+  SseClient stream(server_->port(),
+                   "/v1/admin/events/stream?from=" + std::to_string(Head() + 1),
+                   kAdmin);
+  ASSERT_EQ(200u, stream.status());
+  stream.WaitFor(1, 1000);  // 200 ms heartbeats: several in a second
+  EXPECT_TRUE(stream.events().empty());
+  EXPECT_GE(stream.comments(), 2u);
+}
+
+}  // namespace
+}  // namespace convstore::testing
