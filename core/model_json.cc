@@ -139,8 +139,29 @@ std::string RoomUrlTemplate::Render(std::string_view room) const {
 // Layout: six length-prefixed fields (4-byte big-endian length, then the
 // bytes): status as its one-byte enum value, agent id, owner, revision as 8
 // big-endian bytes, JSON head, JSON tail.
+namespace {
+
+void PutU64Field(uint64_t v, std::string& out) {
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
+  }
+  PutField(std::string_view(bytes, 8), out);
+}
+
+bool GetU64Field(std::string_view& in, uint64_t& v) {
+  std::string_view bytes;
+  if (!GetField(in, bytes) || bytes.size() != 8) return false;
+  v = 0;
+  for (unsigned char b : bytes) v = (v << 8) | b;
+  return true;
+}
+
+}  // namespace
+
 std::string EncodeConversationListEntry(const Conversation& c,
-                                        uint64_t revision) {
+                                        uint64_t revision,
+                                        uint64_t status_position) {
   std::string head = json::serialize(ConversationJsonHead(c));
   head.back() = ',';  // the object goes on: "...,"room_url":<url>,..."
   head.append("\"room_url\":");
@@ -149,17 +170,14 @@ std::string EncodeConversationListEntry(const Conversation& c,
   std::string tail = json::serialize(metadata);
   tail.front() = ',';
   std::string out;
-  out.reserve(24 + 1 + c.agent_id.size() + c.created_by.size() + 8 +
+  out.reserve(28 + 1 + c.agent_id.size() + c.created_by.size() + 16 +
               head.size() + tail.size());
   const char status = static_cast<char>(c.status);
-  char rev[8];
-  for (int i = 0; i < 8; ++i) {
-    rev[i] = static_cast<char>((revision >> (8 * (7 - i))) & 0xff);
-  }
   PutField(std::string_view(&status, 1), out);
   PutField(c.agent_id, out);
   PutField(c.created_by, out);
-  PutField(std::string_view(rev, 8), out);
+  PutU64Field(revision, out);
+  PutU64Field(status_position, out);
   PutField(head, out);
   PutField(tail, out);
   return out;
@@ -169,18 +187,16 @@ Result<ConversationListEntry> DecodeConversationListEntry(
     std::string_view bytes) {
   ConversationListEntry e;
   std::string_view status;
-  std::string_view rev;
   if (!GetField(bytes, status) || status.size() != 1 ||
       static_cast<uint8_t>(status[0]) >
           static_cast<uint8_t>(ConversationStatus::kArchived) ||
       !GetField(bytes, e.agent_id) || !GetField(bytes, e.created_by) ||
-      !GetField(bytes, rev) || rev.size() != 8 ||
-      !GetField(bytes, e.json_head) || !GetField(bytes, e.json_tail) ||
-      !bytes.empty()) {
+      !GetU64Field(bytes, e.revision) ||
+      !GetU64Field(bytes, e.status_position) || !GetField(bytes, e.json_head) ||
+      !GetField(bytes, e.json_tail) || !bytes.empty()) {
     return Status::Corruption("conversation list entry does not decode");
   }
   e.status = static_cast<ConversationStatus>(status[0]);
-  for (unsigned char b : rev) e.revision = (e.revision << 8) | b;
   return e;
 }
 

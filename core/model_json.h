@@ -46,11 +46,14 @@ struct ConversationListEntry {
   std::string_view agent_id;
   std::string_view created_by;  // for access checks
   uint64_t revision = 0;        // the conversation stream's (ETag)
+  // Log position of the event that set the status (created or changed).
+  uint64_t status_position = 0;
   std::string_view json_head;   // from "{" to "room_url":
   std::string_view json_tail;   // from ,"metadata": to the last "}"
 };
 std::string EncodeConversationListEntry(const Conversation& conversation,
-                                        uint64_t revision);
+                                        uint64_t revision,
+                                        uint64_t status_position);
 // Views into `bytes`, which must outlive the entry.
 Result<ConversationListEntry> DecodeConversationListEntry(
     std::string_view bytes);

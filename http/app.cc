@@ -271,6 +271,8 @@ class App::Handlers {
                     Respond respond);
   void ListEvents(const RequestCtx& ctx, Respond respond);
   void StreamEvents(const RequestCtx& ctx, Respond respond);
+  void StreamMessages(const RequestCtx& ctx, const std::string& id,
+                      Respond respond);
   void CreateBackup(const RequestCtx& ctx, Respond respond);
   ApiResponse ProjectionsStatus(unsigned status) const;
   ApiResponse Metrics() const;
@@ -592,6 +594,10 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
       m == "GET" ? ListMessages(ctx, s[2], respond)
                  : AppendMessage(ctx, s[2], respond);
     });
+  }
+  if (s.size() == 5 && s[1] == "conversations" && s[3] == "messages" &&
+      s[4] == "stream") {
+    return dispatch("GET", [&] { StreamMessages(ctx, s[2], respond); });
   }
   if ((s.size() == 3 || s.size() == 4) && s[1] == "admin" &&
       s[2] == "projections") {
@@ -1148,26 +1154,47 @@ void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
       });
 }
 
-void App::Handlers::StreamEvents(const RequestCtx& ctx, Respond respond) {
-  uint64_t from;
-  if (ctx.request.last_event_id) {
-    // A reconnecting client resumes right after the last event it saw.
-    std::optional<uint64_t> last = ParsePosition(*ctx.request.last_event_id);
-    if (!last || *last == UINT64_MAX) {
-      return respond(ErrorResponse(Status::InvalidArgument(
-          "Last-Event-ID must be a log position (an integer >= 0).",
-          "Last-Event-ID")));
-    }
-    from = *last + 1;
-  } else {
-    auto parsed = ParseFrom(ctx.query);
-    if (!parsed.ok()) return respond(ErrorResponse(parsed.status()));
-    from = *parsed;
+namespace {
+
+// Where an event stream starts: right after Last-Event-ID when a client
+// reconnects, else at `from` (1 when absent).
+Result<uint64_t> StreamStart(const RequestCtx& ctx) {
+  if (!ctx.request.last_event_id) return ParseFrom(ctx.query);
+  std::optional<uint64_t> last = ParsePosition(*ctx.request.last_event_id);
+  if (!last || *last == UINT64_MAX) {
+    return Status::InvalidArgument(
+        "Last-Event-ID must be a log position (an integer >= 0).",
+        "Last-Event-ID");
   }
+  return *last + 1;
+}
+
+}  // namespace
+
+void App::Handlers::StreamEvents(const RequestCtx& ctx, Respond respond) {
+  auto from = StreamStart(ctx);
+  if (!from.ok()) return respond(ErrorResponse(from.status()));
   ApiResponse r;
   r.content_type = "text/event-stream";
   r.live = std::make_shared<EventLogFeed>(*app_.hub_, *app_.log_,
-                                          *app_.long_reads_, from);
+                                          *app_.long_reads_, *from);
+  respond(std::move(r));
+}
+
+void App::Handlers::StreamMessages(const RequestCtx& ctx, const std::string& id,
+                                   Respond respond) {
+  std::string bytes;
+  ConversationListEntry entry;
+  Status visible = LoadVisibleConversationEntry(*app_.read_models(), id,
+                                                ctx.actor, bytes, entry);
+  if (!visible.ok()) return respond(ErrorResponse(visible));
+  auto from = StreamStart(ctx);
+  if (!from.ok()) return respond(ErrorResponse(from.status()));
+  ApiResponse r;
+  r.content_type = "text/event-stream";
+  r.live = std::make_shared<ConversationFeed>(
+      *app_.hub_, *app_.log_, [app = &app_] { return app->read_models(); },
+      *app_.long_reads_, id, *from);
   respond(std::move(r));
 }
 

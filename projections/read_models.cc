@@ -72,6 +72,15 @@ Result<std::string> MessageIdOf(std::string_view rendered) {
   return std::string(id->as_string());
 }
 
+// A stored message row: the event's 8-byte log position, then the message
+// rendered as JSON.
+constexpr size_t kMessagePositionBytes = 8;
+std::string_view MessageJsonOf(const rocksdb::Slice& row) {
+  std::string_view v = row.ToStringView();
+  return v.size() < kMessagePositionBytes ? std::string_view()
+                                          : v.substr(kMessagePositionBytes);
+}
+
 bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() &&
          std::string_view(key.data(), prefix.size()) == prefix;
@@ -105,7 +114,8 @@ class SnapshotMessageStream : public MessageStream {
            out.size() < max_bytes) {
       if (!first_) out.push_back(',');
       first_ = false;
-      out.append(it_->value().data(), it_->value().size());
+      const std::string_view json = MessageJsonOf(it_->value());
+      out.append(json.data(), json.size());
       it_->Next();
     }
     CONVSTORE_RETURN_IF_ERROR(FromRocks(it_->status()));
@@ -368,7 +378,7 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
     }
     Status operator()(const ConversationCreated& p) {
       const Conversation& c = p.conversation;
-      rm.PutConversation(batch, c, e.revision);
+      rm.PutConversation(batch, c, e.revision, e.position);
       return Status();
     }
     Status operator()(const ConversationUpdated& p) {
@@ -379,7 +389,10 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       cur->value.title = p.title;
       cur->value.metadata = p.metadata;
       cur->value.updated_at_ms = p.updated_at_ms;
-      rm.PutConversation(batch, cur->value, e.revision);
+      uint64_t status_position;
+      CONVSTORE_ASSIGN_OR_RETURN(status_position,
+                                 rm.StatusPositionIn(batch, p.conversation_id));
+      rm.PutConversation(batch, cur->value, e.revision, status_position);
       return Status();
     }
     Status operator()(const ConversationStatusChanged& p) {
@@ -389,12 +402,14 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       if (!cur) return Status::Corruption("status of unknown conversation");
       cur->value.status = p.to;
       cur->value.updated_at_ms = p.updated_at_ms;
-      rm.PutConversation(batch, cur->value, e.revision);
+      rm.PutConversation(batch, cur->value, e.revision, e.position);
       return Status();
     }
     Status operator()(const MessageAppended& p) {
       std::string key = MessageKey(p.message.conversation_id, e.revision);
-      batch.Put(rm.messages_, key, RenderMessage(p.message));
+      std::string row = EncodePositionKey(e.position);
+      row += RenderMessage(p.message);
+      batch.Put(rm.messages_, key, row);
       batch.Put(rm.message_ids_, p.message.id, key);
       return Status();
     }
@@ -419,13 +434,27 @@ void ReadModels::WriteCheckpoint(Rows& batch, uint64_t position) const {
 
 template <typename Rows>
 void ReadModels::PutConversation(Rows& batch, const Conversation& c,
-                                 uint64_t revision) const {
+                                 uint64_t revision,
+                                 uint64_t status_position) const {
   batch.Put(conversations_, c.id, EncodeConversationRecord(c, revision));
-  const std::string entry = EncodeConversationListEntry(c, revision);
+  const std::string entry =
+      EncodeConversationListEntry(c, revision, status_position);
   for (std::string_view owner :
        {std::string_view(c.created_by), std::string_view()}) {
     batch.Put(conversations_by_owner_, ListKey(owner, c.id), entry);
   }
+}
+
+template <typename Rows>
+Result<uint64_t> ReadModels::StatusPositionIn(const Rows& rows,
+                                              std::string_view id) const {
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(
+      raw, rows.Get(conversations_by_owner_, ListKey("", id)));
+  if (!raw) return Status::Corruption("conversation without a list entry");
+  ConversationListEntry entry;
+  CONVSTORE_ASSIGN_OR_RETURN(entry, DecodeConversationListEntry(*raw));
+  return entry.status_position;
 }
 
 Status ReadModels::CatchUp() { return CatchUpFrom(*log_, log_->head()); }
@@ -487,7 +516,7 @@ Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
 }
 
 Status ReadModels::BuildFrom(const EventLog& source, uint64_t up_to) {
-  BulkRows rows(log_->db(), {agents_, conversations_});
+  BulkRows rows(log_->db(), {agents_, conversations_, conversations_by_owner_});
   CONVSTORE_RETURN_IF_ERROR(ReplayChunks(
       source, up_to, 8192,
       [&](const std::vector<RecordedEvent>& events, size_t n) -> Status {
@@ -611,13 +640,35 @@ Result<Page<std::string>> ReadModels::ListMessages(
       page.has_more = true;
       break;
     }
-    page.items.push_back(it->value().ToString());
+    page.items.emplace_back(MessageJsonOf(it->value()));
   }
   CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
   if (!page.items.empty()) {
     CONVSTORE_ASSIGN_OR_RETURN(page.last_id, MessageIdOf(page.items.back()));
   }
   return page;
+}
+
+Result<std::vector<ReadModels::PositionedMessage>> ReadModels::MessagesFrom(
+    std::string_view conversation_id, uint64_t from, size_t limit) const {
+  const std::string prefix = MessagePrefix(conversation_id);
+  std::vector<PositionedMessage> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), messages_));
+  for (it->Seek(prefix);
+       it->Valid() && HasPrefix(it->key(), prefix) && out.size() < limit;
+       it->Next()) {
+    std::string_view row = it->value().ToStringView();
+    if (row.size() < kMessagePositionBytes) {
+      return Status::Corruption("stored message without a position");
+    }
+    const uint64_t position =
+        DecodePositionKey(row.substr(0, kMessagePositionBytes));
+    if (position < from) continue;
+    out.push_back({position, std::string(MessageJsonOf(it->value()))});
+  }
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
+  return out;
 }
 
 std::unique_ptr<MessageStream> ReadModels::StreamMessages(

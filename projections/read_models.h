@@ -58,7 +58,10 @@ inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
 // everything twice (by owner, and for admins); the conversation index holds
 // each conversation's list entry (rendered JSON). 3: list entries carry the
 // owner and the revision.
-inline constexpr uint8_t kReadModelsFormat = 3;
+// 4: message rows start with their event's 8-byte log position, and
+// conversation list entries carry the position of their status's event
+// (what the live message streams resume from).
+inline constexpr uint8_t kReadModelsFormat = 4;
 
 class ReadModels : public EventSink,
                    public std::enable_shared_from_this<ReadModels> {
@@ -131,6 +134,14 @@ class ReadModels : public EventSink,
   Result<Page<std::string>> ListMessages(std::string_view conversation_id,
                                          std::optional<std::string> after,
                                          size_t limit) const;
+  // A conversation's messages whose events are at log position `from` or
+  // later, oldest first, at most `limit` (for the live message streams).
+  struct PositionedMessage {
+    uint64_t position = 0;
+    std::string json;  // as GET messages renders it
+  };
+  Result<std::vector<PositionedMessage>> MessagesFrom(
+      std::string_view conversation_id, uint64_t from, size_t limit) const;
   // When this object is owned by a shared_ptr, the stream keeps it (and so
   // its column families) alive until the stream is done.
   std::unique_ptr<MessageStream> StreamMessages(
@@ -164,8 +175,12 @@ class ReadModels : public EventSink,
   void WriteCheckpoint(Rows& rows, uint64_t position) const;
   // A conversation's record and its list entry in the owner's index.
   template <typename Rows>
-  void PutConversation(Rows& rows, const Conversation& c,
-                       uint64_t revision) const;
+  void PutConversation(Rows& rows, const Conversation& c, uint64_t revision,
+                       uint64_t status_position) const;
+  // The status position in a conversation's stored list entry.
+  template <typename Rows>
+  Result<uint64_t> StatusPositionIn(const Rows& rows,
+                                    std::string_view id) const;
 
   EventLog* log_;
   std::string prefix_;

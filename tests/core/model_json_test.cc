@@ -51,7 +51,7 @@ Conversation SampleConversation() {
 TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
   Conversation c = SampleConversation();
   for (const char* url : {"wss://lk/room/x", "", "a\"b\\c\u00e9"}) {
-    std::string stored = EncodeConversationListEntry(c, 7);
+    std::string stored = EncodeConversationListEntry(c, 7, 42);
     auto entry = DecodeConversationListEntry(stored);
     ASSERT_TRUE(entry.ok()) << entry.status().ToString();
     std::string out;
@@ -60,7 +60,7 @@ TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
   }
   c.metadata.clear();
   c.title.clear();
-  std::string stored = EncodeConversationListEntry(c, 7);
+  std::string stored = EncodeConversationListEntry(c, 7, 42);
   auto entry = DecodeConversationListEntry(stored);
   ASSERT_TRUE(entry.ok());
   std::string out;
@@ -70,18 +70,19 @@ TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
 
 TEST(ConversationListEntryTest, CarriesWhatListsFilterOnAndAccessChecksNeed) {
   Conversation c = SampleConversation();
-  std::string stored = EncodeConversationListEntry(c, 7);
+  std::string stored = EncodeConversationListEntry(c, 7, 42);
   auto entry = DecodeConversationListEntry(stored);
   ASSERT_TRUE(entry.ok());
   EXPECT_EQ(ConversationStatus::kCompleted, entry->status);
   EXPECT_EQ(c.agent_id, entry->agent_id);
   EXPECT_EQ(c.created_by, entry->created_by);
   EXPECT_EQ(7u, entry->revision);
+  EXPECT_EQ(42u, entry->status_position);
 }
 
 TEST(ConversationListEntryTest, DamagedBytesAreCorruptionNotACrash) {
   const std::string stored =
-      EncodeConversationListEntry(SampleConversation(), 7);
+      EncodeConversationListEntry(SampleConversation(), 7, 42);
   for (size_t n = 0; n < stored.size(); ++n) {
     auto entry = DecodeConversationListEntry(stored.substr(0, n));
     EXPECT_FALSE(entry.ok()) << "prefix of " << n << " bytes decoded";

@@ -238,5 +238,180 @@ TEST_F(EventStreamTest, AnIdleStreamSendsHeartbeatComments) {
   EXPECT_GE(stream.comments(), 2u);
 }
 
+// ------------------------------------------------ a conversation's messages
+
+// GET /v1/conversations/{id}/messages/stream, by alice, over a server that
+// also holds bob's conversations.
+class MessageStreamTest : public EventStreamTest {
+ protected:
+  void SetUp() override {
+    EventStreamTest::SetUp();
+    alice_ = server_->CreateKey("alice");
+    bob_ = server_->CreateKey("bob");
+    HttpClient c = server_->Client();
+    std::string agent =
+        Str(CreateAgent(c, alice_, R"({"name":"A","instructions":"Be kind."})"),
+            "id");
+    conv_ = Str(CreateConversation(c, alice_, agent), "id");
+    std::string bob_agent = Str(CreateAgent(c, bob_, R"({"name":"B"})"), "id");
+    bob_conv_ = Str(CreateConversation(c, bob_, bob_agent), "id");
+  }
+  std::string Target() const {
+    return "/v1/conversations/" + conv_ + "/messages/stream";
+  }
+  std::string AppendAs(const std::string& key, const std::string& conv,
+                       const std::string& content) {
+    HttpClient c = server_->Client();
+    HttpResponse r = c.Post("/v1/conversations/" + conv + "/messages", key,
+                            MessageBody(content));
+    EXPECT_EQ(201u, r.status) << r.body;
+    return r.status == 201 ? Str(r.json(), "id") : "";
+  }
+  // GET messages' body.
+  std::string Transcript() {
+    HttpClient c = server_->Client();
+    HttpResponse r = c.Get("/v1/conversations/" + conv_ + "/messages", alice_);
+    EXPECT_EQ(200u, r.status) << r.body;
+    return r.body;
+  }
+  HttpResponse Complete() {
+    HttpClient c = server_->Client();
+    return c.Patch("/v1/conversations/" + conv_, alice_,
+                   R"({"status":"completed"})");
+  }
+
+  std::string alice_, bob_, conv_, bob_conv_;
+};
+
+// The data of `events` as one JSON array, as GET messages would serve them.
+std::string AsArray(const std::vector<SseEvent>& events) {
+  std::string out = "[";
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ("message", events[i].event) << i;
+    out += (i ? "," : "") + events[i].data;
+  }
+  return out + "]";
+}
+
+// Ids are log positions, strictly increasing.
+void ExpectIncreasingIds(const std::vector<SseEvent>& events) {
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_LT(std::stoull(events[i - 1].id), std::stoull(events[i].id)) << i;
+  }
+}
+
+TEST_F(MessageStreamTest, SendsTheTranscriptThenEachNewMessageAsCommitted) {
+  AppendAs(alice_, conv_, "one");
+  AppendAs(alice_, conv_, "two");
+  AppendAs(bob_, bob_conv_, "not alice's");
+  SseClient stream(server_->port(), Target(), alice_);
+  ASSERT_EQ(200u, stream.status());
+  EXPECT_EQ("text/event-stream", stream.header("Content-Type"));
+  const auto& first = stream.WaitFor(3, kWaitMs);
+  ASSERT_EQ(3u, first.size());  // the system message and both turns
+  EXPECT_EQ(Transcript(), AsArray(first));
+
+  std::string id = AppendAs(alice_, conv_, "three");
+  AppendAs(bob_, bob_conv_, "still not alice's");
+  const auto& all = stream.WaitFor(4, kWaitMs);
+  ASSERT_EQ(4u, all.size());
+  EXPECT_EQ(id, Str(json::parse(all.back().data), "id"));
+  EXPECT_EQ(Transcript(), AsArray(all));
+  ExpectIncreasingIds(all);
+  EXPECT_EQ(4u, stream.WaitFor(5, 300).size());  // bob's never arrive
+}
+
+TEST_F(MessageStreamTest, SeesEveryMessageOf32ConcurrentWritersOnceInOrder) {
+  SseClient stream(server_->port(), Target(), alice_);
+  ASSERT_EQ(1u, stream.WaitFor(1, kWaitMs).size());  // the system message
+  constexpr int kWriters = 32;
+  constexpr int kPerWriter = 5;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      HttpClient c = server_->Client();
+      for (int i = 0; i < kPerWriter; ++i) {
+        c.Post("/v1/conversations/" + conv_ + "/messages", alice_,
+               MessageBody(std::to_string(w) + "-" + std::to_string(i)));
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  const size_t expected = 1 + kWriters * kPerWriter;
+  const auto& events = stream.WaitFor(expected, kWaitMs);
+  ASSERT_EQ(expected, events.size());
+  EXPECT_EQ(Transcript(), AsArray(events));  // all, once, in log order
+  ExpectIncreasingIds(events);
+  EXPECT_EQ(expected, stream.WaitFor(expected + 1, 300).size());
+}
+
+TEST_F(MessageStreamTest, CompletionSendsAStatusEventAndEndsTheStream) {
+  SseClient stream(server_->port(), Target(), alice_);
+  ASSERT_EQ(1u, stream.WaitFor(1, kWaitMs).size());
+  ASSERT_EQ(200u, Complete().status);
+  const auto& events = stream.WaitFor(2, kWaitMs);
+  ASSERT_EQ(2u, events.size());
+  EXPECT_EQ("status", events[1].event);
+  json::value status = json::parse(events[1].data);
+  EXPECT_EQ(conv_, Str(status, "conversation_id"));
+  EXPECT_EQ("active", Str(status, "from"));
+  EXPECT_EQ("completed", Str(status, "to"));
+  EXPECT_TRUE(stream.WaitForEnd(kWaitMs));
+
+  // Opened afterwards: the transcript, the status, the end.
+  SseClient later(server_->port(), Target(), alice_);
+  EXPECT_TRUE(later.WaitForEnd(kWaitMs));
+  ASSERT_EQ(2u, later.events().size());
+  EXPECT_EQ(events[1].id, later.events()[1].id);
+  EXPECT_EQ(events[1].data, later.events()[1].data);
+  // Resumed after the status: nothing more, and the end.
+  SseClient resumed(server_->port(), Target(), alice_,
+                    {{"Last-Event-ID", events[1].id}});
+  EXPECT_TRUE(resumed.WaitForEnd(kWaitMs));
+  EXPECT_TRUE(resumed.events().empty());
+}
+
+TEST_F(MessageStreamTest, ResumesRightAfterLastEventIdAcrossARestart) {
+  AppendAs(alice_, conv_, "one");
+  AppendAs(alice_, conv_, "two");
+  std::string last_seen;
+  {
+    SseClient stream(server_->port(), Target(), alice_);
+    const auto& events = stream.WaitFor(2, kWaitMs);
+    ASSERT_GE(events.size(), 2u);
+    last_seen = events[1].id;  // "one"
+  }
+  server_.reset();
+  Start();
+  std::string three = AppendAs(alice_, conv_, "three");
+  ASSERT_EQ(200u, Complete().status);
+  SseClient resumed(server_->port(), Target(), alice_,
+                    {{"Last-Event-ID", last_seen}});
+  ASSERT_TRUE(resumed.WaitForEnd(kWaitMs));
+  const auto& events = resumed.events();
+  ASSERT_EQ(3u, events.size());  // "two", "three", the status
+  EXPECT_EQ("two", Str(json::parse(events[0].data), "content"));
+  EXPECT_EQ(three, Str(json::parse(events[1].data), "id"));
+  EXPECT_EQ("status", events[2].event);
+  ExpectIncreasingIds(events);
+  EXPECT_LT(std::stoull(last_seen), std::stoull(events[0].id));
+}
+
+TEST_F(MessageStreamTest, HasTheSameAccessRulesAsGetMessages) {
+  HttpClient c = server_->Client();
+  const std::string messages = "/v1/conversations/" + bob_conv_ + "/messages";
+  HttpResponse get = c.Get(messages, alice_);
+  HttpResponse stream = c.Get(messages + "/stream", alice_);
+  EXPECT_EQ(get.status, stream.status) << stream.body;
+  EXPECT_EQ(get.body, stream.body);
+  EXPECT_TRUE(IsUnauthenticated(c.Get(messages + "/stream", "")));
+  EXPECT_TRUE(
+      IsError(c.Get("/v1/conversations/conv-nope/messages/stream", alice_), 404,
+              "not_found_error"));
+  // An admin may follow anyone's.
+  SseClient admin(server_->port(), messages + "/stream", kAdmin);
+  EXPECT_EQ(200u, admin.status());
+}
+
 }  // namespace
 }  // namespace convstore::testing

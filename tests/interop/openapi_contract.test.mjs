@@ -60,6 +60,7 @@ const SERVER_ROUTES = {
   '/v1/conversations/{id}': ['GET', 'PATCH'],
   '/v1/conversations/{id}/token': ['POST'],
   '/v1/conversations/{id}/messages': ['GET', 'POST'],
+  '/v1/conversations/{id}/messages/stream': ['GET'],
   '/v1/admin/projections': ['GET'],
   '/v1/admin/projections/rebuild': ['POST'],
   '/v1/admin/events': ['GET'],
@@ -637,6 +638,16 @@ step('messages', async () => {
   await call(list, `/v1/conversations/conv-${UNKNOWN_UUID}/messages`, 404,
     { key: ctx.alice });
   await commonErrors(list, m, ctx.alice);
+
+  const follow = 'GET /v1/conversations/{id}/messages/stream';
+  const live = await call(follow, `${m}/stream`, 200, { key: ctx.alice });
+  assert.match(live.text, /^id: [0-9]+\nevent: message\ndata: \{"id":/);
+  await call(follow, `${m}/stream`, 400, { key: ctx.alice,
+    headers: { 'Last-Event-ID': 'x' } });
+  await call(follow, `${m}/stream`, 403, { key: ctx.bob });
+  await call(follow, `/v1/conversations/conv-${UNKNOWN_UUID}/messages/stream`,
+    404, { key: ctx.alice });
+  await commonErrors(follow, `${m}/stream`, ctx.alice);
 });
 
 step('admin: backups', async () => {
