@@ -238,6 +238,28 @@ class Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
           self->AfterLiveWrite(ec);
         });
+    WatchForClose();
+  }
+
+  // A client that goes away closes its end: reading tells at once, where a
+  // write would only fail at the next event or heartbeat. Anything it sends
+  // meanwhile is dropped (the stream is the last response on this
+  // connection).
+  void WatchForClose() {
+    auto buf = std::make_shared<std::array<char, 512>>();
+    stream_.socket().async_read_some(
+        net::buffer(*buf),
+        [self = shared_from_this(), buf](beast::error_code ec, size_t) {
+          if (!self->live_) return;
+          if (!ec) return self->WatchForClose();
+          beast::error_code ignored;
+          self->stream_.socket().close(ignored);  // fails the write, if any
+          self->heartbeat_.cancel();
+          if (!self->live_writing_) {
+            self->live_.reset();
+            self->AfterResponse(ec, true);
+          }
+        });
   }
 
   void PullLive() {

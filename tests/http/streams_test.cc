@@ -121,17 +121,20 @@ TEST_F(EventStreamTest, SendsTheLogFromAPositionThenFollowsItLive) {
   EXPECT_EQ(AllEvents().back(), live);
 }
 
-// convstore_stream_fell_behind_total from GET /metrics.
-uint64_t FellBehind(TestServer& server) {
+// A metric without labels from GET /metrics.
+uint64_t Metric(TestServer& server, const std::string& name) {
   HttpClient c = server.Client();
   HttpResponse r = c.Get("/metrics", "");
-  const std::string name = "\nconvstore_stream_fell_behind_total ";
-  size_t at = r.body.find(name);
+  const std::string line = "\n" + name + " ";
+  size_t at = r.body.find(line);
   if (at == std::string::npos) {
     ADD_FAILURE() << "no " << name << " in " << r.body;
     return 0;
   }
-  return std::stoull(r.body.substr(at + name.size()));
+  return std::stoull(r.body.substr(at + line.size()));
+}
+uint64_t FellBehind(TestServer& server) {
+  return Metric(server, "convstore_stream_fell_behind_total");
 }
 
 // 32 writers at once; the stream (and one whose queue holds only 8 events,
@@ -226,6 +229,23 @@ TEST_F(EventStreamTest, ResumesRightAfterLastEventIdAcrossARestart) {
   ASSERT_EQ(expected, events.size());
   ExpectConsecutiveFrom(std::stoull(last_seen) + 1, events);
   EXPECT_EQ(id, Str(json::parse(events.back().data).at("payload"), "id"));
+}
+
+// With the default 15 s heartbeat, a client that closes its connection is
+// still noticed at once, and its subscription let go.
+TEST(EventStreamCloseTest, AClientThatLeavesIsForgottenAtOnce) {
+  TestServer server;
+  {
+    SseClient stream(server.port(), "/v1/admin/events/stream", kAdmin);
+    ASSERT_EQ(200u, stream.status());
+    EXPECT_EQ(1u, Metric(server, "convstore_stream_subscribers"));
+  }
+  bool forgotten = false;
+  for (int i = 0; i < 100 && !forgotten; ++i) {  // at most 2 s
+    forgotten = Metric(server, "convstore_stream_subscribers") == 0;
+    if (!forgotten) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(forgotten);
 }
 
 TEST_F(EventStreamTest, AnIdleStreamSendsHeartbeatComments) {
