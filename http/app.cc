@@ -448,6 +448,15 @@ void App::PostLongRead(Respond respond, std::function<ApiResponse()> work) {
   });
 }
 
+void App::PostBackground(std::function<void()> task) {
+  long_reads_in_flight_.fetch_add(1);
+  boost::asio::post(*long_reads_, [this, task = std::move(task)]() mutable {
+    task();
+    task = nullptr;  // what it holds goes while counted
+    long_reads_in_flight_.fetch_sub(1);
+  });
+}
+
 void App::WaitForLongReads(std::chrono::milliseconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (long_reads_in_flight_.load() > 0 &&
@@ -1177,7 +1186,7 @@ void App::Handlers::StreamEvents(const RequestCtx& ctx, Respond respond) {
   ApiResponse r;
   r.content_type = "text/event-stream";
   r.live = std::make_shared<EventLogFeed>(*app_.hub_, *app_.log_,
-                                          *app_.long_reads_, *from);
+                                          app_.Background(), *from);
   respond(std::move(r));
 }
 
@@ -1194,7 +1203,7 @@ void App::Handlers::StreamMessages(const RequestCtx& ctx, const std::string& id,
   r.content_type = "text/event-stream";
   r.live = std::make_shared<ConversationFeed>(
       *app_.hub_, *app_.log_, [app = &app_] { return app->read_models(); },
-      *app_.long_reads_, id, *from);
+      app_.Background(), id, *from);
   respond(std::move(r));
 }
 

@@ -119,6 +119,13 @@ class App {
   RebuildStatus rebuild_status() const;
   // Runs `work` on the long-read pool and answers with its result.
   void PostLongRead(Respond respond, std::function<ApiResponse()> work);
+  // Runs `task` on the long-read pool, counted like a long read (the server
+  // waits for it before its connections go).
+  void PostBackground(std::function<void()> task);
+  std::function<void(std::function<void()>)> Background() {
+    return
+        [this](std::function<void()> task) { PostBackground(std::move(task)); };
+  }
   std::atomic<int> long_reads_in_flight_{0};
   mutable std::mutex rebuild_mu_;
   RebuildStatus rebuild_;

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 #include <utility>
 
@@ -30,8 +29,8 @@ void AppendSseEvent(std::string& out, uint64_t id, std::string_view event,
 // ---------------------------------------------------------------- CatchUpFeed
 
 CatchUpFeed::CatchUpFeed(std::shared_ptr<EventHub::Subscription> sub,
-                         boost::asio::thread_pool& pool, uint64_t from)
-    : sub_(std::move(sub)), pool_(pool), next_(from) {}
+                         Background background, uint64_t from)
+    : sub_(std::move(sub)), background_(std::move(background)), next_(from) {}
 
 LiveBody::Part CatchUpFeed::Pull(std::function<void()> wake) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -74,7 +73,7 @@ LiveBody::Part CatchUpFeed::Pull(std::function<void()> wake) {
     // Read what the queue cannot give from the store, off this thread.
     catching_up_ = true;
     wake_ = std::move(wake);
-    boost::asio::post(pool_, [self = shared_from_this()] { self->CatchUp(); });
+    background_([self = shared_from_this()] { self->CatchUp(); });
     return {Part::Kind::kWait, {}};
   }
 }
@@ -102,8 +101,9 @@ void CatchUpFeed::CatchUp() {
 // --------------------------------------------------------------- EventLogFeed
 
 EventLogFeed::EventLogFeed(EventHub& hub, const EventLog& log,
-                           boost::asio::thread_pool& pool, uint64_t from)
-    : CatchUpFeed(hub.Subscribe(std::nullopt), pool, from), log_(log) {}
+                           Background background, uint64_t from)
+    : CatchUpFeed(hub.Subscribe(std::nullopt), std::move(background), from),
+      log_(log) {}
 
 bool EventLogFeed::RenderLive(const std::vector<const RecordedEvent*>& events,
                               uint64_t& next, std::string& text,
@@ -146,9 +146,9 @@ CatchUpFeed::Stored EventLogFeed::ReadStored(uint64_t from) {
 
 ConversationFeed::ConversationFeed(EventHub& hub, const EventLog& log,
                                    ReadModelsFn read_models,
-                                   boost::asio::thread_pool& pool,
+                                   Background background,
                                    std::string conversation_id, uint64_t from)
-    : CatchUpFeed(hub.Subscribe(conversation_id), pool, from),
+    : CatchUpFeed(hub.Subscribe(conversation_id), std::move(background), from),
       log_(log),
       read_models_(std::move(read_models)),
       conversation_id_(std::move(conversation_id)) {}

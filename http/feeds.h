@@ -5,7 +5,6 @@
 // the long-read pool and never on an io_context thread.
 #pragma once
 
-#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,11 +26,15 @@ namespace convstore::http {
 class CatchUpFeed : public LiveBody,
                     public std::enable_shared_from_this<CatchUpFeed> {
  public:
+  // Runs a task off the connection's thread (the server's long-read pool,
+  // which it waits for before tearing its connections down).
+  using Background = std::function<void(std::function<void()> task)>;
+
   Part Pull(std::function<void()> wake) final;
 
  protected:
   CatchUpFeed(std::shared_ptr<EventHub::Subscription> sub,
-              boost::asio::thread_pool& pool, uint64_t from);
+              Background background, uint64_t from);
 
   // Appends the SSE text of the live `events` at or after `next` (moving it
   // on); false on a gap (what is missing is read from the store). `ended`:
@@ -44,7 +47,7 @@ class CatchUpFeed : public LiveBody,
     bool more = false;   // a further read is needed
     bool ended = false;  // nothing may follow (or the read failed)
   };
-  // Reads what is stored from position `from` on (on the pool).
+  // Reads what is stored from position `from` on (in the background).
   virtual Stored ReadStored(uint64_t from) = 0;
 
   // Events read from the store per step: a long catch-up goes out in steps,
@@ -55,7 +58,7 @@ class CatchUpFeed : public LiveBody,
   void CatchUp();
 
   std::shared_ptr<EventHub::Subscription> sub_;
-  boost::asio::thread_pool& pool_;
+  Background background_;
 
   std::mutex mu_;
   uint64_t next_;               // the next position to send
@@ -74,8 +77,8 @@ class CatchUpFeed : public LiveBody,
 class EventLogFeed : public CatchUpFeed {
  public:
   // Subscribes at once, so nothing committed from now on is missed.
-  EventLogFeed(EventHub& hub, const EventLog& log,
-               boost::asio::thread_pool& pool, uint64_t from);
+  EventLogFeed(EventHub& hub, const EventLog& log, Background background,
+               uint64_t from);
 
  private:
   bool RenderLive(const std::vector<const RecordedEvent*>& events,
@@ -101,7 +104,7 @@ class ConversationFeed : public CatchUpFeed {
 
   // Subscribes at once, so nothing committed from now on is missed.
   ConversationFeed(EventHub& hub, const EventLog& log, ReadModelsFn read_models,
-                   boost::asio::thread_pool& pool, std::string conversation_id,
+                   Background background, std::string conversation_id,
                    uint64_t from);
 
  private:
