@@ -125,6 +125,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(ApiResponse r) {
+    if (r.live && head_) {
+      // HEAD of an event stream: its headers, no stream.
+      r.live.reset();
+      r.AddHeader("Cache-Control", "no-cache");
+    }
     if (r.live) return SendLive(std::move(r));
     if (r.stream) return SendStream(std::move(r));
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(

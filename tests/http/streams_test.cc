@@ -248,6 +248,16 @@ TEST(EventStreamCloseTest, AClientThatLeavesIsForgottenAtOnce) {
   EXPECT_TRUE(forgotten);
 }
 
+TEST_F(EventStreamTest, HeadGivesTheHeadersWithoutAStream) {
+  HttpClient c = server_->Client();
+  HttpResponse r =
+      c.Request("HEAD", "/v1/admin/events/stream", "",
+                {{"Authorization", std::string("Bearer ") + kAdmin}});
+  EXPECT_EQ(200u, r.status);
+  EXPECT_EQ("text/event-stream", r.header("Content-Type"));
+  EXPECT_EQ("", r.body);
+}
+
 TEST_F(EventStreamTest, AnIdleStreamSendsHeartbeatComments) {
   SseClient stream(server_->port(),
                    "/v1/admin/events/stream?from=" + std::to_string(Head() + 1),
