@@ -1,0 +1,603 @@
+// Spec for http/webhook_client.h against a real receiver on 127.0.0.1 (a
+// small Beast server on its own thread): the request arrives byte for byte,
+// statuses and failures come back as values, every wait is bounded by the
+// request's timeouts, and HTTPS verifies the peer against the system CAs plus
+// ca_file (a self-signed certificate generated here with the OpenSSL API).
+#include "http/webhook_client.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/webhook_signature.h"
+#include "tests/support/test_server.h"
+
+namespace convstore::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+using std::chrono::milliseconds;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// ------------------------------------------------------------ receiver
+
+struct Recorded {
+  std::string method;
+  std::string target;
+  Headers headers;  // in order, names as sent
+  std::string body;
+};
+
+struct ReceiverOptions {
+  unsigned status = 200;
+  std::string body = "ok";
+  bool hang = false;  // read the request, then never answer
+  // When set: written as is instead of a response, then the connection is
+  // held open without another byte.
+  std::optional<std::string> raw_response = std::nullopt;
+  ssl::context* tls = nullptr;  // serve TLS with this context
+};
+
+// Accepts connections on 127.0.0.1:<ephemeral>, records each request and
+// answers as configured. Runs its own io_context on its own thread; the
+// destructor stops it (hanging connections included).
+class Receiver {
+ public:
+  explicit Receiver(ReceiverOptions options = {})
+      : options_(std::move(options)),
+        acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    net::co_spawn(ioc_, AcceptLoop(), net::detached);
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~Receiver() {
+    ioc_.stop();
+    thread_.join();
+  }
+
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::string url(std::string_view path = "/hook") const {
+    return std::string(options_.tls ? "https" : "http") +
+           "://127.0.0.1:" + std::to_string(port()) + std::string(path);
+  }
+
+  // Waits (at most `timeout`) until `n` requests were recorded.
+  std::vector<Recorded> WaitForRequests(size_t n, milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return requests_.size() >= n; });
+    return requests_;
+  }
+
+ private:
+  net::awaitable<void> AcceptLoop() {
+    for (;;) {
+      auto [ec, socket] =
+          co_await acceptor_.async_accept(net::as_tuple(net::use_awaitable));
+      if (ec) co_return;
+      if (options_.tls) {
+        net::co_spawn(ioc_, ServeTls(std::move(socket)), net::detached);
+      } else {
+        net::co_spawn(ioc_, Serve(std::move(socket)), net::detached);
+      }
+    }
+  }
+
+  net::awaitable<void> ServeTls(tcp::socket socket) {
+    ssl::stream<tcp::socket> stream(std::move(socket), *options_.tls);
+    auto [ec] = co_await stream.async_handshake(
+        ssl::stream_base::server, net::as_tuple(net::use_awaitable));
+    if (ec) co_return;  // e.g. the client refused our certificate
+    co_await Exchange(stream);
+  }
+
+  net::awaitable<void> Serve(tcp::socket socket) { co_await Exchange(socket); }
+
+  template <typename Stream>
+  net::awaitable<void> Exchange(Stream& stream) {
+    constexpr auto kToken = net::as_tuple(net::use_awaitable);
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(8 << 20);
+    auto [read_ec, read_n] =
+        co_await bhttp::async_read(stream, buffer, parser, kToken);
+    if (read_ec || read_n == 0) co_return;
+    const auto& req = parser.get();
+    Recorded rec;
+    rec.method = std::string(req.method_string());
+    rec.target = std::string(req.target());
+    for (const auto& field : req) {
+      rec.headers.emplace_back(field.name_string(), field.value());
+    }
+    rec.body = req.body();
+    {
+      std::lock_guard lock(mu_);
+      requests_.push_back(std::move(rec));
+    }
+    cv_.notify_all();
+
+    if (options_.raw_response) {
+      auto [ec, n] = co_await net::async_write(
+          stream, net::buffer(*options_.raw_response), kToken);
+      if (ec || n == 0) co_return;
+    } else if (!options_.hang) {
+      bhttp::response<bhttp::string_body> res(
+          static_cast<bhttp::status>(options_.status), 11);
+      res.set(bhttp::field::content_type, "text/plain");
+      res.body() = options_.body;
+      res.keep_alive(false);
+      res.prepare_payload();
+      co_await bhttp::async_write(stream, res, kToken);  // outcome unused
+      co_return;
+    }
+    // Hang: hold the connection open until the receiver stops.
+    net::steady_timer forever(ioc_, std::chrono::hours(1));
+    co_await forever.async_wait(kToken);
+  }
+
+  ReceiverOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Recorded> requests_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+// ------------------------------------------------------------ client side
+
+struct Outcome {
+  WebhookResult result;
+  milliseconds elapsed{0};
+  bool completed = false;
+  bool called_inline = false;
+};
+
+// Runs one PostWebhook on a fresh io_context for at most `limit`.
+Outcome Post(WebhookRequest request, milliseconds limit = milliseconds(10000)) {
+  net::io_context ioc;
+  Outcome out;
+  int calls = 0;
+  const auto start = std::chrono::steady_clock::now();
+  PostWebhook(ioc, std::move(request), [&](WebhookResult r) {
+    ++calls;
+    out.result = std::move(r);
+    out.elapsed = std::chrono::duration_cast<milliseconds>(
+        std::chrono::steady_clock::now() - start);
+  });
+  out.called_inline = calls != 0;
+  ioc.run_for(limit);
+  EXPECT_LE(calls, 1) << "done called more than once";
+  out.completed = calls == 1;
+  return out;
+}
+
+WebhookRequest Request(std::string url) {
+  WebhookRequest r;
+  r.url = std::move(url);
+  r.body = R"({"type":"ping"})";
+  r.connect_timeout = milliseconds(2000);
+  r.total_timeout = milliseconds(5000);
+  return r;
+}
+
+std::optional<std::string> Header(const Recorded& rec, std::string_view name) {
+  for (const auto& [k, v] : rec.headers) {
+    if (beast::iequals(k, name)) return v;
+  }
+  return std::nullopt;
+}
+
+// ------------------------------------------------------------ plain HTTP
+
+TEST(WebhookClientTest, BodyAndHeadersArriveExactly) {
+  Receiver receiver;
+  std::string body;
+  for (int i = 0; i < 70 * 1024; ++i) body.push_back(static_cast<char>(i));
+  const int64_t now = 1700000000;
+  const std::string signature = WebhookSignatureHeader("whsec_x", now, body);
+
+  WebhookRequest req = Request(receiver.url("/hooks/a?x=1&y=%20z"));
+  req.body = body;
+  req.headers = {{"Content-Type", "application/json"},
+                 {"Convstore-Signature", signature},
+                 {"X-Repeat", "1"},
+                 {"X-Repeat", "2"},
+                 {"X-Empty", ""}};
+  const Outcome out = Post(req);
+  ASSERT_TRUE(out.completed);
+  EXPECT_FALSE(out.called_inline);
+  EXPECT_EQ(out.result.error, WebhookError::kNone) << out.result.error_message;
+  EXPECT_EQ(out.result.error_message, "");
+  EXPECT_EQ(out.result.status, 200u);
+  EXPECT_EQ(out.result.body, "ok");
+  EXPECT_FALSE(out.result.body_truncated);
+  EXPECT_TRUE(out.result.delivered());
+
+  const auto requests = receiver.WaitForRequests(1, milliseconds(2000));
+  ASSERT_EQ(requests.size(), 1u);
+  const Recorded& rec = requests[0];
+  EXPECT_EQ(rec.method, "POST");
+  EXPECT_EQ(rec.target, "/hooks/a?x=1&y=%20z");
+  EXPECT_EQ(rec.body, body);  // every byte value, 70 KiB
+  const Headers expected = {
+      {"Host", "127.0.0.1:" + std::to_string(receiver.port())},
+      {"Content-Type", "application/json"},
+      {"Convstore-Signature", signature},
+      {"X-Repeat", "1"},
+      {"X-Repeat", "2"},
+      {"X-Empty", ""},
+      {"User-Agent", "convstore-webhooks/1"},
+      {"Connection", "close"},
+      {"Content-Length", std::to_string(body.size())},
+  };
+  EXPECT_EQ(rec.headers, expected);
+  // What a receiver would do with it.
+  EXPECT_TRUE(VerifyWebhookSignature(*Header(rec, "Convstore-Signature"),
+                                     "whsec_x", rec.body, now + 10, 300));
+}
+
+TEST(WebhookClientTest, CallerUserAgentReplacesTheDefault) {
+  Receiver receiver;
+  WebhookRequest req = Request(receiver.url("/"));
+  req.headers = {{"user-agent", "mine/2"}};
+  ASSERT_TRUE(Post(req).completed);
+  const auto requests = receiver.WaitForRequests(1, milliseconds(2000));
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(Header(requests[0], "User-Agent"), "mine/2");
+  int count = 0;
+  for (const auto& [k, v] : requests[0].headers) {
+    count += beast::iequals(k, "user-agent") ? 1 : 0;
+  }
+  EXPECT_EQ(count, 1);
+}
+
+TEST(WebhookClientTest, ServerErrorIsReportedAsItsStatus) {
+  Receiver receiver({.status = 500, .body = "boom"});
+  const Outcome out = Post(Request(receiver.url()));
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kNone) << out.result.error_message;
+  EXPECT_EQ(out.result.status, 500u);
+  EXPECT_EQ(out.result.body, "boom");
+  EXPECT_FALSE(out.result.delivered());
+}
+
+TEST(WebhookClientTest, OtherStatusesAreReported) {
+  for (unsigned status : {201u, 204u, 301u, 410u, 429u, 503u}) {
+    Receiver receiver({.status = status, .body = ""});
+    const Outcome out = Post(Request(receiver.url()));
+    ASSERT_TRUE(out.completed) << status;
+    EXPECT_EQ(out.result.status, status) << out.result.error_message;
+    EXPECT_EQ(out.result.delivered(), status < 300) << status;
+  }
+}
+
+TEST(WebhookClientTest, LongResponseBodyIsTruncatedToOneKiB) {
+  Receiver receiver({.status = 200, .body = std::string(5000, 'x')});
+  const Outcome out = Post(Request(receiver.url()));
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kNone) << out.result.error_message;
+  EXPECT_EQ(out.result.status, 200u);
+  EXPECT_EQ(out.result.body, std::string(kWebhookMaxResponseBody, 'x'));
+  EXPECT_TRUE(out.result.body_truncated);
+}
+
+TEST(WebhookClientTest, HugeDeclaredBodyIsNotWaitedFor) {
+  // Claims 1 GB, sends 2 KiB, then stalls: the client stops after 1 KiB
+  // instead of buffering or waiting for the rest.
+  Receiver receiver(
+      {.raw_response = "HTTP/1.1 202 Accepted\r\nContent-Length: 1000000000"
+                       "\r\n\r\n" +
+                       std::string(2048, 'y')});
+  WebhookRequest req = Request(receiver.url());
+  req.total_timeout = milliseconds(5000);
+  const Outcome out = Post(req);
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kNone) << out.result.error_message;
+  EXPECT_EQ(out.result.status, 202u);
+  EXPECT_EQ(out.result.body, std::string(kWebhookMaxResponseBody, 'y'));
+  EXPECT_TRUE(out.result.body_truncated);
+  EXPECT_LT(out.elapsed, milliseconds(2000));
+}
+
+TEST(WebhookClientTest, GarbageResponseIsAProtocolError) {
+  Receiver receiver({.raw_response = "SSH-2.0-OpenSSH_9.2\r\n\r\n"});
+  const Outcome out = Post(Request(receiver.url()));
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kProtocol);
+  EXPECT_EQ(out.result.status, 0u);
+  EXPECT_NE(out.result.error_message, "");
+}
+
+TEST(WebhookClientTest, SilentReceiverTimesOutWithinTheTotalTimeout) {
+  Receiver receiver({.hang = true});
+  WebhookRequest req = Request(receiver.url());
+  req.total_timeout = milliseconds(300);
+  const Outcome out = Post(req, milliseconds(5000));
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kTimeout)
+      << out.result.error_message;
+  EXPECT_EQ(out.result.status, 0u);
+  EXPECT_NE(out.result.error_message.find("timed out"), std::string::npos)
+      << out.result.error_message;
+  EXPECT_GE(out.elapsed, milliseconds(250));
+  EXPECT_LT(out.elapsed, milliseconds(1500));
+  // The request did arrive; only the answer never came.
+  EXPECT_EQ(receiver.WaitForRequests(1, milliseconds(2000)).size(), 1u);
+}
+
+TEST(WebhookClientTest, ConnectionRefusedIsAnError) {
+  uint16_t port = 0;
+  {
+    net::io_context ioc;
+    tcp::acceptor closed(ioc,
+                         tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    port = closed.local_endpoint().port();
+  }  // closed: nothing listens on `port` now
+  const Outcome out =
+      Post(Request("http://127.0.0.1:" + std::to_string(port) + "/hook"));
+  ASSERT_TRUE(out.completed);
+  EXPECT_FALSE(out.called_inline);
+  EXPECT_EQ(out.result.error, WebhookError::kConnect)
+      << out.result.error_message;
+  EXPECT_EQ(out.result.status, 0u);
+  EXPECT_NE(out.result.error_message.find("refused"), std::string::npos)
+      << out.result.error_message;
+  EXPECT_LT(out.elapsed, milliseconds(2000));
+}
+
+TEST(WebhookClientTest, BadUrlIsAnError) {
+  for (const char* url :
+       {"", "not a url", "/relative/path", "ftp://127.0.0.1/hook",
+        "mailto:a@b.c", "http://user:pw@127.0.0.1/hook",
+        "http://127.0.0.1:99999/hook", "http://127.0.0.1:0/hook",
+        "http://127.0.0.1:4294967377/hook", "http:///hook",
+        "http://[v1.x]/hook", "http://127.0.0.1 /hook"}) {
+    const Outcome out = Post(Request(url), milliseconds(2000));
+    ASSERT_TRUE(out.completed) << url;
+    EXPECT_FALSE(out.called_inline) << url;
+    EXPECT_EQ(out.result.error, WebhookError::kBadRequest)
+        << url << ": " << out.result.error_message;
+    EXPECT_EQ(out.result.status, 0u) << url;
+    EXPECT_NE(out.result.error_message.find("bad URL"), std::string::npos)
+        << url << ": " << out.result.error_message;
+  }
+}
+
+TEST(WebhookClientTest, UnsafeOrReservedHeadersAreRefused) {
+  Receiver receiver;
+  for (const Headers& headers : {
+           Headers{{"X-A", "a\r\nInjected: 1"}},
+           Headers{{"X-A\nB", "a"}},
+           Headers{{"", "a"}},
+           Headers{{"X A", "a"}},
+           Headers{{"Content-Length", "5"}},
+           Headers{{"host", "evil.example"}},
+           Headers{{"Transfer-Encoding", "chunked"}},
+           Headers{{"Connection", "keep-alive"}},
+       }) {
+    WebhookRequest req = Request(receiver.url());
+    req.headers = headers;
+    const Outcome out = Post(req, milliseconds(2000));
+    ASSERT_TRUE(out.completed);
+    EXPECT_EQ(out.result.error, WebhookError::kBadRequest)
+        << headers[0].first << ": " << out.result.error_message;
+  }
+  // None of them reached the receiver.
+  EXPECT_EQ(receiver.WaitForRequests(1, milliseconds(200)).size(), 0u);
+}
+
+TEST(WebhookClientTest, ManyConcurrentDeliveriesOnAThreadPool) {
+  Receiver receiver;
+  net::io_context ioc;
+  std::mutex mu;
+  std::vector<WebhookResult> results;
+  constexpr int kCount = 16;
+  for (int i = 0; i < kCount; ++i) {
+    WebhookRequest req = Request(receiver.url("/n/" + std::to_string(i)));
+    PostWebhook(ioc, std::move(req), [&](WebhookResult r) {
+      std::lock_guard lock(mu);
+      results.push_back(std::move(r));
+    });
+  }
+  std::thread other([&] { ioc.run_for(std::chrono::seconds(10)); });
+  ioc.run_for(std::chrono::seconds(10));
+  other.join();
+  ASSERT_EQ(results.size(), static_cast<size_t>(kCount));
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.delivered()) << r.status << " " << r.error_message;
+  }
+  EXPECT_EQ(receiver.WaitForRequests(kCount, milliseconds(2000)).size(),
+            static_cast<size_t>(kCount));
+}
+
+// ------------------------------------------------------------ HTTPS
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct X509Free {
+  void operator()(X509* p) const { X509_free(p); }
+};
+
+struct TestCert {
+  std::unique_ptr<EVP_PKEY, PkeyFree> key;
+  std::unique_ptr<X509, X509Free> cert;
+  std::string pem;
+};
+
+void AddExtension(X509* cert, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  ASSERT_NE(ext, nullptr) << value;
+  ASSERT_EQ(X509_add_ext(cert, ext, -1), 1);
+  X509_EXTENSION_free(ext);
+}
+
+// A self-signed P-256 certificate valid from an hour ago for a day, whose
+// subjectAltName is `san` (e.g. "IP:127.0.0.1,DNS:localhost").
+TestCert MakeSelfSignedCert(const char* san) {
+  TestCert out;
+  out.key.reset(EVP_EC_gen("P-256"));
+  EXPECT_NE(out.key, nullptr);
+  out.cert.reset(X509_new());
+  X509* x = out.cert.get();
+  X509_set_version(x, 2);  // v3
+  static long serial = 1;
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_set_pubkey(x, out.key.get());
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(
+      name, "CN", MBSTRING_ASC,
+      reinterpret_cast<const unsigned char*>("convstore webhook test"), -1, -1,
+      0);
+  X509_set_issuer_name(x, name);
+  AddExtension(x, NID_basic_constraints, "critical,CA:TRUE");
+  AddExtension(x, NID_subject_key_identifier, "hash");
+  AddExtension(x, NID_subject_alt_name, san);
+  EXPECT_GT(X509_sign(x, out.key.get(), EVP_sha256()), 0);
+
+  BIO* bio = BIO_new(BIO_s_mem());
+  EXPECT_EQ(PEM_write_bio_X509(bio, x), 1);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio, &data);
+  out.pem.assign(data, static_cast<size_t>(size));
+  BIO_free(bio);
+  return out;
+}
+
+// A TLS server context serving `cert`.
+std::unique_ptr<ssl::context> ServerContext(const TestCert& cert) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+  EXPECT_EQ(SSL_CTX_use_certificate(ctx->native_handle(), cert.cert.get()), 1);
+  EXPECT_EQ(SSL_CTX_use_PrivateKey(ctx->native_handle(), cert.key.get()), 1);
+  return ctx;
+}
+
+std::string WriteFile(const convstore::testing::TempDir& dir,
+                      const std::string& name, const std::string& contents) {
+  const std::string path = (dir.path() / name).string();
+  std::ofstream(path, std::ios::binary) << contents;
+  return path;
+}
+
+TEST(WebhookClientTest, HttpsWithTrustedCaFileSucceeds) {
+  const TestCert cert = MakeSelfSignedCert("IP:127.0.0.1,DNS:localhost");
+  auto server_ctx = ServerContext(cert);
+  Receiver receiver({.status = 200, .body = "secure", .tls = server_ctx.get()});
+  convstore::testing::TempDir dir;
+  WebhookRequest req = Request(receiver.url("/tls?a=b"));
+  req.ca_file = WriteFile(dir, "ca.pem", cert.pem);
+  req.headers = {{"X-Test", "tls"}};
+  const Outcome out = Post(req);
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kNone) << out.result.error_message;
+  EXPECT_EQ(out.result.status, 200u);
+  EXPECT_EQ(out.result.body, "secure");
+  EXPECT_TRUE(out.result.delivered());
+  const auto requests = receiver.WaitForRequests(1, milliseconds(2000));
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].target, "/tls?a=b");
+  EXPECT_EQ(requests[0].body, req.body);
+  EXPECT_EQ(Header(requests[0], "X-Test"), "tls");
+}
+
+TEST(WebhookClientTest, HttpsWithoutCaFileFailsVerification) {
+  const TestCert cert = MakeSelfSignedCert("IP:127.0.0.1,DNS:localhost");
+  auto server_ctx = ServerContext(cert);
+  Receiver receiver({.tls = server_ctx.get()});
+  const Outcome out = Post(Request(receiver.url()));
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kTls) << out.result.error_message;
+  EXPECT_EQ(out.result.status, 0u);
+  EXPECT_NE(out.result.error_message.find("TLS"), std::string::npos)
+      << out.result.error_message;
+  EXPECT_NE(out.result.error_message.find("self-signed"), std::string::npos)
+      << out.result.error_message;
+  // The request never got through.
+  EXPECT_EQ(receiver.WaitForRequests(1, milliseconds(200)).size(), 0u);
+}
+
+TEST(WebhookClientTest, HttpsCertificateForAnotherHostFailsVerification) {
+  // Trusted (it is the ca_file), but its SAN does not name 127.0.0.1.
+  const TestCert cert = MakeSelfSignedCert("DNS:other.invalid");
+  auto server_ctx = ServerContext(cert);
+  Receiver receiver({.tls = server_ctx.get()});
+  convstore::testing::TempDir dir;
+  WebhookRequest req = Request(receiver.url());
+  req.ca_file = WriteFile(dir, "ca.pem", cert.pem);
+  const Outcome out = Post(req);
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kTls) << out.result.error_message;
+  EXPECT_NE(out.result.error_message.find("IP address mismatch"),
+            std::string::npos)
+      << out.result.error_message;
+  EXPECT_EQ(receiver.WaitForRequests(1, milliseconds(200)).size(), 0u);
+}
+
+TEST(WebhookClientTest, HttpsToAPlainServerIsATlsError) {
+  Receiver receiver;  // plain HTTP
+  WebhookRequest req =
+      Request("https://127.0.0.1:" + std::to_string(receiver.port()) + "/hook");
+  const Outcome out = Post(req);
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kTls) << out.result.error_message;
+  EXPECT_EQ(out.result.status, 0u);
+}
+
+TEST(WebhookClientTest, MissingCaFileIsATlsError) {
+  const TestCert cert = MakeSelfSignedCert("IP:127.0.0.1");
+  auto server_ctx = ServerContext(cert);
+  Receiver receiver({.tls = server_ctx.get()});
+  convstore::testing::TempDir dir;
+  WebhookRequest req = Request(receiver.url());
+  req.ca_file = (dir.path() / "missing.pem").string();
+  const Outcome out = Post(req);
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kTls) << out.result.error_message;
+  EXPECT_NE(out.result.error_message.find("ca_file"), std::string::npos)
+      << out.result.error_message;
+}
+
+TEST(WebhookClientTest, SilentTlsReceiverTimesOutInTheHandshake) {
+  // A plain TCP listener that accepts and never speaks: the handshake hangs.
+  net::io_context server_ioc;
+  tcp::acceptor acceptor(server_ioc,
+                         tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  WebhookRequest req = Request(
+      "https://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) +
+      "/hook");
+  req.total_timeout = milliseconds(300);
+  const Outcome out = Post(req, milliseconds(5000));
+  ASSERT_TRUE(out.completed);
+  EXPECT_EQ(out.result.error, WebhookError::kTimeout)
+      << out.result.error_message;
+  EXPECT_LT(out.elapsed, milliseconds(1500));
+  EXPECT_GE(out.elapsed, milliseconds(250));
+}
+
+}  // namespace
+}  // namespace convstore::http
