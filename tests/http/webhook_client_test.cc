@@ -61,13 +61,15 @@ struct ReceiverOptions {
 
 // Accepts connections on 127.0.0.1:<ephemeral>, records each request and
 // answers as configured. Runs its own io_context on its own thread; the
-// destructor stops it (hanging connections included).
+// destructor stops it (hanging connections included). Written with
+// completion handlers, not coroutines: clang 14 cannot compile Asio's
+// coroutines with the sanitizers and debug info tools/test builds with.
 class Receiver {
  public:
   explicit Receiver(ReceiverOptions options = {})
       : options_(std::move(options)),
         acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
-    net::co_spawn(ioc_, AcceptLoop(), net::detached);
+    Accept();
     thread_ = std::thread([this] { ioc_.run(); });
   }
   ~Receiver() {
@@ -89,39 +91,62 @@ class Receiver {
   }
 
  private:
-  net::awaitable<void> AcceptLoop() {
-    for (;;) {
-      auto [ec, socket] =
-          co_await acceptor_.async_accept(net::as_tuple(net::use_awaitable));
-      if (ec) co_return;
-      if (options_.tls) {
-        net::co_spawn(ioc_, ServeTls(std::move(socket)), net::detached);
+  // One connection: read a request, record it, answer (or not).
+  template <typename Stream>
+  struct Exchange : std::enable_shared_from_this<Exchange<Stream>> {
+    template <typename... Args>
+    Exchange(Receiver& r, Args&&... args)
+        : receiver(r), stream(std::forward<Args>(args)...) {
+      parser.body_limit(8 << 20);
+    }
+
+    void Read() {
+      bhttp::async_read(
+          stream, buffer, parser,
+          [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+            if (ec || n == 0) return;
+            self->Answer();
+          });
+    }
+
+    void Answer() {
+      receiver.Record(parser.get());
+      const ReceiverOptions& options = receiver.options_;
+      auto self = this->shared_from_this();
+      if (options.raw_response) {
+        // Written as is, then the connection is held open (until the
+        // receiver stops): the client must give up on its own.
+        net::async_write(stream, net::buffer(*options.raw_response),
+                         [self](beast::error_code, size_t) { self->Hold(); });
+      } else if (!options.hang) {
+        res.result(static_cast<bhttp::status>(options.status));
+        res.version(11);
+        res.set(bhttp::field::content_type, "text/plain");
+        res.body() = options.body;
+        res.keep_alive(false);
+        res.prepare_payload();
+        bhttp::async_write(stream, res, [self](beast::error_code, size_t) {});
       } else {
-        net::co_spawn(ioc_, Serve(std::move(socket)), net::detached);
+        Hold();
       }
     }
-  }
 
-  net::awaitable<void> ServeTls(tcp::socket socket) {
-    ssl::stream<tcp::socket> stream(std::move(socket), *options_.tls);
-    auto [ec] = co_await stream.async_handshake(
-        ssl::stream_base::server, net::as_tuple(net::use_awaitable));
-    if (ec) co_return;  // e.g. the client refused our certificate
-    co_await Exchange(stream);
-  }
+    void Hold() {
+      timer = std::make_unique<net::steady_timer>(receiver.ioc_,
+                                                  std::chrono::hours(1));
+      timer->async_wait(
+          [self = this->shared_from_this()](beast::error_code) {});
+    }
 
-  net::awaitable<void> Serve(tcp::socket socket) { co_await Exchange(socket); }
-
-  template <typename Stream>
-  net::awaitable<void> Exchange(Stream& stream) {
-    constexpr auto kToken = net::as_tuple(net::use_awaitable);
+    Receiver& receiver;
+    Stream stream;
     beast::flat_buffer buffer;
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.body_limit(8 << 20);
-    auto [read_ec, read_n] =
-        co_await bhttp::async_read(stream, buffer, parser, kToken);
-    if (read_ec || read_n == 0) co_return;
-    const auto& req = parser.get();
+    bhttp::response<bhttp::string_body> res;
+    std::unique_ptr<net::steady_timer> timer;
+  };
+
+  void Record(const bhttp::request<bhttp::string_body>& req) {
     Recorded rec;
     rec.method = std::string(req.method_string());
     rec.target = std::string(req.target());
@@ -134,24 +159,26 @@ class Receiver {
       requests_.push_back(std::move(rec));
     }
     cv_.notify_all();
+  }
 
-    if (options_.raw_response) {
-      auto [ec, n] = co_await net::async_write(
-          stream, net::buffer(*options_.raw_response), kToken);
-      if (ec || n == 0) co_return;
-    } else if (!options_.hang) {
-      bhttp::response<bhttp::string_body> res(
-          static_cast<bhttp::status>(options_.status), 11);
-      res.set(bhttp::field::content_type, "text/plain");
-      res.body() = options_.body;
-      res.keep_alive(false);
-      res.prepare_payload();
-      co_await bhttp::async_write(stream, res, kToken);  // outcome unused
-      co_return;
-    }
-    // Hang: hold the connection open until the receiver stops.
-    net::steady_timer forever(ioc_, std::chrono::hours(1));
-    co_await forever.async_wait(kToken);
+  void Accept() {
+    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec) return;
+      if (options_.tls) {
+        auto ex = std::make_shared<Exchange<ssl::stream<tcp::socket>>>(
+            *this, std::move(socket), *options_.tls);
+        ex->stream.async_handshake(ssl::stream_base::server,
+                                   [ex](beast::error_code ec) {
+                                     // e.g. the client refused our
+                                     // certificate
+                                     if (!ec) ex->Read();
+                                   });
+      } else {
+        std::make_shared<Exchange<tcp::socket>>(*this, std::move(socket))
+            ->Read();
+      }
+      Accept();
+    });
   }
 
   ReceiverOptions options_;
