@@ -86,23 +86,18 @@ bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
          std::string_view(key.data(), prefix.size()) == prefix;
 }
 
+// A RocksDB iterator reads one point-in-time view of the store for its whole
+// life, so the chunks are consistent with each other without an explicit
+// snapshot (taking one locks the DB's mutex, which the writer also takes).
 class SnapshotMessageStream : public MessageStream {
  public:
   SnapshotMessageStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
                         std::string prefix,
                         std::shared_ptr<const void> keepalive)
       : keepalive_(std::move(keepalive)),
-        db_(db),
-        snapshot_(db->GetSnapshot()),
+        it_(db->NewIterator(rocksdb::ReadOptions(), cf)),
         prefix_(std::move(prefix)) {
-    rocksdb::ReadOptions options;
-    options.snapshot = snapshot_;
-    it_.reset(db_->NewIterator(options, cf));
     it_->Seek(prefix_);
-  }
-  ~SnapshotMessageStream() override {
-    it_.reset();
-    db_->ReleaseSnapshot(snapshot_);
   }
 
   Result<std::optional<std::string>> NextChunk(size_t max_bytes) override {
@@ -129,11 +124,9 @@ class SnapshotMessageStream : public MessageStream {
   bool Done() const override { return done_; }
 
  private:
-  std::shared_ptr<const void> keepalive_;
-  rocksdb::DB* db_;
-  const rocksdb::Snapshot* snapshot_;
-  std::string prefix_;
+  std::shared_ptr<const void> keepalive_;  // outlives it_
   std::unique_ptr<rocksdb::Iterator> it_;
+  std::string prefix_;
   bool opened_ = false;  // "[" sent
   bool first_ = true;    // no element sent yet
   bool done_ = false;
