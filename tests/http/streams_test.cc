@@ -121,17 +121,9 @@ TEST_F(EventStreamTest, SendsTheLogFromAPositionThenFollowsItLive) {
   EXPECT_EQ(AllEvents().back(), live);
 }
 
-// A metric without labels from GET /metrics.
 uint64_t Metric(TestServer& server, const std::string& name) {
   HttpClient c = server.Client();
-  HttpResponse r = c.Get("/metrics", "");
-  const std::string line = "\n" + name + " ";
-  size_t at = r.body.find(line);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "no " << name << " in " << r.body;
-    return 0;
-  }
-  return std::stoull(r.body.substr(at + line.size()));
+  return MetricValue(c, name);
 }
 uint64_t FellBehind(TestServer& server) {
   return Metric(server, "convstore_stream_fell_behind_total");

@@ -148,17 +148,23 @@ std::string NextLink(const HttpResponse& r) {
   return m[1];
 }
 
-uint64_t LogHead(HttpClient& client) {
+uint64_t MetricValue(HttpClient& client, std::string_view name) {
   HttpResponse r = client.Get("/metrics", "");
   EXPECT_EQ(200u, r.status);
   std::istringstream in(r.body);
   std::string line;
-  const std::string name = "convstore_log_head_position ";
+  const std::string prefix = std::string(name) + " ";
   while (std::getline(in, line)) {
-    if (line.rfind(name, 0) == 0) return std::stoull(line.substr(name.size()));
+    if (line.rfind(prefix, 0) == 0) {
+      return std::stoull(line.substr(prefix.size()));
+    }
   }
-  ADD_FAILURE() << "no convstore_log_head_position in /metrics";
+  ADD_FAILURE() << "no " << name << " in /metrics";
   return 0;
+}
+
+uint64_t LogHead(HttpClient& client) {
+  return MetricValue(client, "convstore_log_head_position");
 }
 
 std::vector<json::value> AdminEvents(uint16_t port) {

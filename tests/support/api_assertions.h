@@ -90,6 +90,8 @@ std::string ErrorCode(const HttpResponse& r);
 // Link header of any other form fails the test.
 std::string NextLink(const HttpResponse& r);
 
+// A metric without labels from GET /metrics (expects 200), as an integer.
+uint64_t MetricValue(HttpClient& client, std::string_view name);
 // convstore_log_head_position from GET /metrics (expects 200).
 uint64_t LogHead(HttpClient& client);
 
