@@ -1166,9 +1166,11 @@ void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
 namespace {
 
 // Where an event stream starts: right after Last-Event-ID when a client
-// reconnects, else at `from` (1 when absent).
-Result<uint64_t> StreamStart(const RequestCtx& ctx) {
-  if (!ctx.request.last_event_id) return ParseFrom(ctx.query);
+// reconnects, else at the `from` parameter (when the route takes one) or 1.
+Result<uint64_t> StreamStart(const RequestCtx& ctx, bool takes_from) {
+  if (!ctx.request.last_event_id) {
+    return takes_from ? ParseFrom(ctx.query) : Result<uint64_t>(1);
+  }
   std::optional<uint64_t> last = ParsePosition(*ctx.request.last_event_id);
   if (!last || *last == UINT64_MAX) {
     return Status::InvalidArgument(
@@ -1181,7 +1183,7 @@ Result<uint64_t> StreamStart(const RequestCtx& ctx) {
 }  // namespace
 
 void App::Handlers::StreamEvents(const RequestCtx& ctx, Respond respond) {
-  auto from = StreamStart(ctx);
+  auto from = StreamStart(ctx, /*takes_from=*/true);
   if (!from.ok()) return respond(ErrorResponse(from.status()));
   ApiResponse r;
   r.content_type = "text/event-stream";
@@ -1197,7 +1199,7 @@ void App::Handlers::StreamMessages(const RequestCtx& ctx, const std::string& id,
   Status visible = LoadVisibleConversationEntry(*app_.read_models(), id,
                                                 ctx.actor, bytes, entry);
   if (!visible.ok()) return respond(ErrorResponse(visible));
-  auto from = StreamStart(ctx);
+  auto from = StreamStart(ctx, /*takes_from=*/false);
   if (!from.ok()) return respond(ErrorResponse(from.status()));
   ApiResponse r;
   r.content_type = "text/event-stream";

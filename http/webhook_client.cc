@@ -266,14 +266,22 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
     return ec == beast::error::timeout || Clock::now() >= deadline;
   }
 
+  // A failed step: a timeout when the deadline passed (or the stream's
+  // timer fired), else `error` with the step and the cause.
+  void FailStep(beast::error_code ec, Clock::time_point deadline,
+                WebhookError error, std::string_view timed_out,
+                std::string_view step) {
+    if (TimedOut(ec, deadline)) {
+      return Fail(WebhookError::kTimeout,
+                  std::string(timed_out) + " " + HostPort());
+    }
+    Fail(error, std::string(step) + " " + HostPort() + ": " + ec.message());
+  }
+
   void OnConnect(beast::error_code ec, const tcp::endpoint&) {
     if (ec) {
-      if (TimedOut(ec, connect_deadline_)) {
-        return Fail(WebhookError::kTimeout,
-                    "timed out connecting to " + HostPort());
-      }
-      return Fail(WebhookError::kConnect,
-                  "connect to " + HostPort() + ": " + ec.message());
+      return FailStep(ec, connect_deadline_, WebhookError::kConnect,
+                      "timed out connecting to", "connect to");
     }
     Tcp().expires_at(deadline_);
     if (tls_) {
@@ -314,12 +322,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
 
   void OnWrite(beast::error_code ec, size_t) {
     if (ec) {
-      if (TimedOut(ec, deadline_)) {
-        return Fail(WebhookError::kTimeout,
-                    "timed out sending the request to " + HostPort());
-      }
-      return Fail(WebhookError::kProtocol,
-                  "send request to " + HostPort() + ": " + ec.message());
+      return FailStep(ec, deadline_, WebhookError::kProtocol,
+                      "timed out sending the request to", "send request to");
     }
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
@@ -333,12 +337,9 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
 
   void OnHeader(beast::error_code ec, size_t) {
     if (ec) {
-      if (TimedOut(ec, deadline_)) {
-        return Fail(WebhookError::kTimeout,
-                    "timed out waiting for the response from " + HostPort());
-      }
-      return Fail(WebhookError::kProtocol,
-                  "read response from " + HostPort() + ": " + ec.message());
+      return FailStep(ec, deadline_, WebhookError::kProtocol,
+                      "timed out waiting for the response from",
+                      "read response from");
     }
     result_.status = parser_->get().result_int();
     if (parser_->is_done()) return Finish();

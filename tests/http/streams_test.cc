@@ -93,6 +93,16 @@ TEST_F(EventStreamTest, ABadStartIsRejected) {
                 {{"Authorization", std::string("Bearer ") + kAdmin},
                  {"Last-Event-ID", "seven"}});
   EXPECT_TRUE(IsError(r, 400, "invalid_request_error", "Last-Event-ID"));
+  // The largest position has nothing after it; one digit more overflows.
+  for (const char* last :
+       {"18446744073709551615", "184467440737095516150", "-1", ""}) {
+    HttpResponse bad =
+        c.Request("GET", "/v1/admin/events/stream", "",
+                  {{"Authorization", std::string("Bearer ") + kAdmin},
+                   {"Last-Event-ID", last}});
+    EXPECT_TRUE(IsError(bad, 400, "invalid_request_error", "Last-Event-ID"))
+        << last;
+  }
 }
 
 TEST_F(EventStreamTest, SendsTheLogFromAPositionThenFollowsItLive) {
@@ -417,6 +427,18 @@ TEST_F(MessageStreamTest, ResumesRightAfterLastEventIdAcrossARestart) {
   EXPECT_EQ("status", events[2].event);
   ExpectIncreasingIds(events);
   EXPECT_LT(std::stoull(last_seen), std::stoull(events[0].id));
+}
+
+TEST_F(MessageStreamTest, TakesNoFromParameterOnlyLastEventId) {
+  // `from` belongs to the admin event stream; here it changes nothing.
+  SseClient stream(server_->port(), Target() + "?from=999999", alice_);
+  ASSERT_EQ(200u, stream.status());
+  EXPECT_EQ(1u, stream.WaitFor(1, kWaitMs).size());  // the system message
+  HttpClient c = server_->Client();
+  EXPECT_TRUE(IsError(c.Request("GET", Target(), "",
+                                {{"Authorization", "Bearer " + alice_},
+                                 {"Last-Event-ID", "x"}}),
+                      400, "invalid_request_error", "Last-Event-ID"));
 }
 
 TEST_F(MessageStreamTest, HasTheSameAccessRulesAsGetMessages) {
