@@ -12,6 +12,7 @@
 
 #include "core/encoding.h"
 #include "core/ids.h"
+#include "http/stored_record.h"
 
 namespace convstore::http {
 namespace {
@@ -36,24 +37,14 @@ std::string EncodeRecord(const ApiKeyRecord& r) {
 }
 
 Result<ApiKeyRecord> DecodeRecord(std::string_view bytes) {
-  boost::system::error_code ec;
-  json::value v = json::parse(bytes, ec);
-  if (ec || !v.is_object()) return Status::Corruption("api key record");
-  const json::object& o = v.as_object();
+  json::object o;
+  CONVSTORE_ASSIGN_OR_RETURN(o, ParseStoredRecord(bytes, "api key record"));
   ApiKeyRecord r;
-  if (auto* p = o.if_contains("id"); p && p->is_string()) r.id = p->as_string();
-  if (auto* p = o.if_contains("user_id"); p && p->is_string()) {
-    r.user_id = p->as_string();
-  }
-  if (auto* p = o.if_contains("role"); p && p->is_string()) {
-    r.role = p->as_string() == "admin" ? KeyRole::kAdmin : KeyRole::kUser;
-  }
-  if (auto* p = o.if_contains("created_at"); p && p->is_int64()) {
-    r.created_at_ms = p->as_int64();
-  }
-  if (auto* p = o.if_contains("revoked_at"); p && p->is_int64()) {
-    r.revoked_at_ms = p->as_int64();
-  }
+  r.id = StringField(o, "id");
+  r.user_id = StringField(o, "user_id");
+  r.role = StringField(o, "role") == "admin" ? KeyRole::kAdmin : KeyRole::kUser;
+  r.created_at_ms = IntField(o, "created_at").value_or(0);
+  r.revoked_at_ms = IntField(o, "revoked_at");
   return r;
 }
 

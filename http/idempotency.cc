@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "core/encoding.h"
+#include "http/stored_record.h"
 
 namespace convstore::http {
 namespace {
@@ -36,31 +37,24 @@ std::string Encode(const StoredResponse& r) {
   return json::serialize(o);
 }
 
-std::string Str(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
 Result<StoredResponse> Decode(std::string_view bytes) {
-  boost::system::error_code ec;
-  json::value v = json::parse(bytes, ec);
-  if (ec || !v.is_object()) return Status::Corruption("idempotency record");
-  const json::object& o = v.as_object();
+  json::object o;
+  CONVSTORE_ASSIGN_OR_RETURN(o, ParseStoredRecord(bytes, "idempotency record"));
   StoredResponse r;
-  r.request_hash = Str(o, "hash");
+  r.request_hash = StringField(o, "hash");
   if (auto* p = o.if_contains("status"); p && p->is_number()) {
     r.status = p->to_number<unsigned>();
   }
-  r.body = Str(o, "body");
-  r.location = Str(o, "location");
-  r.etag = Str(o, "etag");
-  if (auto* p = o.if_contains("created_at"); p && p->is_number()) {
-    r.created_at_ms = p->to_number<int64_t>();
-  }
+  r.body = StringField(o, "body");
+  r.location = StringField(o, "location");
+  r.etag = StringField(o, "etag");
+  r.created_at_ms = IntField(o, "created_at").value_or(0);
   if (auto* p = o.if_contains("token"); p && p->is_object()) {
     const json::object& t = p->as_object();
-    TokenSpec spec{Str(t, "room"), Str(t, "conversation_id"), std::nullopt};
-    if (t.contains("dispatch_name")) spec.dispatch_name = Str(t, "dispatch_name");
+    TokenSpec spec{StringField(t, "room"), StringField(t, "conversation_id"),
+                   std::nullopt};
+    if (t.contains("dispatch_name"))
+      spec.dispatch_name = StringField(t, "dispatch_name");
     if (auto* w = t.if_contains("with_expiry"); w && w->is_bool()) {
       spec.with_expiry = w->as_bool();
     }
