@@ -1,6 +1,8 @@
 #include "core/validation.h"
 
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <charconv>
 
 #include "core/encoding.h"
 
@@ -253,6 +255,77 @@ Result<CreateApiKeyRequest> ParseCreateApiKey(std::string_view body) {
       return Status::InvalidArgument(
           "Field 'role' must be one of 'user', 'admin'.", "role");
     }
+  }
+  return r;
+}
+
+Result<CreateWebhookRequest> ParseCreateWebhook(std::string_view body) {
+  json::object o;
+  CONVSTORE_ASSIGN_OR_RETURN(o, ParseObject(body));
+  CreateWebhookRequest r;
+  const json::value* url = o.if_contains("url");
+  if (url == nullptr || url->is_null()) {
+    return Status::InvalidArgument("Missing required field 'url'.", "url");
+  }
+  CONVSTORE_ASSIGN_OR_RETURN(
+      r.url, StringField(*url, "url", 1, CreateWebhookRequest::kMaxUrlBytes,
+                         /*count_bytes=*/true));
+  auto parsed = boost::urls::parse_absolute_uri(r.url);
+  // A port, when given, is 1..65535 (port_number() wraps past 16 bits).
+  bool port_ok = true;
+  if (parsed && parsed->has_port()) {
+    std::string_view port = parsed->port();
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+    port_ok = !port.empty() && ec == std::errc() &&
+              end == port.data() + port.size() && n >= 1 && n <= 65535;
+  }
+  if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") ||
+      parsed->encoded_host().empty() || parsed->has_userinfo() ||
+      parsed->has_fragment() || !port_ok) {
+    return Status::InvalidArgument(
+        "Field 'url' must be an absolute http:// or https:// URL with a host "
+        "and a valid port, without user name, password or fragment.",
+        "url");
+  }
+
+  const json::value* events = o.if_contains("events");
+  if (events == nullptr || events->is_null()) {
+    return Status::InvalidArgument("Missing required field 'events'.",
+                                   "events");
+  }
+  const std::string kinds =
+      "'conversation.created', 'message.created', "
+      "'conversation.status_changed', 'conversation.completed'";
+  if (!events->is_array() || events->as_array().empty()) {
+    return Status::InvalidArgument(
+        "Field 'events' must be a non-empty array of event types (" + kinds +
+            ").",
+        "events");
+  }
+  for (const json::value& e : events->as_array()) {
+    std::optional<WebhookEventKind> kind;
+    if (e.is_string()) kind = ParseWebhookEventKind(e.as_string());
+    if (!kind) {
+      return Status::InvalidArgument(
+          "Each entry of 'events' must be one of " + kinds + ".", "events");
+    }
+    for (WebhookEventKind seen : r.events) {
+      if (seen == *kind) {
+        return Status::InvalidArgument("Field 'events' lists '" +
+                                           std::string(ToString(*kind)) +
+                                           "' twice.",
+                                       "events");
+      }
+    }
+    r.events.push_back(*kind);
+  }
+
+  if (const json::value* d = o.if_contains("description"); d && !d->is_null()) {
+    CONVSTORE_ASSIGN_OR_RETURN(
+        r.description,
+        StringField(*d, "description", 0,
+                    CreateWebhookRequest::kMaxDescriptionCodePoints));
   }
   return r;
 }

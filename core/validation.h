@@ -6,9 +6,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/model.h"
 #include "core/status.h"
+#include "core/webhook_events.h"
 
 namespace convstore {
 
@@ -67,12 +69,22 @@ struct CreateApiKeyRequest {
   KeyRole role = KeyRole::kUser;
 };
 
+struct CreateWebhookRequest {
+  static constexpr size_t kMaxUrlBytes = 2048;
+  static constexpr size_t kMaxDescriptionCodePoints = 500;
+  // Absolute http:// or https:// with a host; no userinfo, no fragment.
+  std::string url;
+  std::vector<WebhookEventKind> events;  // non-empty, distinct, as given
+  std::optional<std::string> description;
+};
+
 Result<CreateAgentRequest> ParseCreateAgent(std::string_view body);
 Result<UpdateAgentRequest> ParseUpdateAgent(std::string_view body);
 Result<CreateConversationRequest> ParseCreateConversation(std::string_view body);
 Result<UpdateConversationRequest> ParseUpdateConversation(std::string_view body);
 Result<AppendMessageRequest> ParseAppendMessage(std::string_view body);
 Result<CreateApiKeyRequest> ParseCreateApiKey(std::string_view body);
+Result<CreateWebhookRequest> ParseCreateWebhook(std::string_view body);
 
 // A user id names the owner of resources: 1..128 bytes of [A-Za-z0-9._@:-].
 bool IsValidUserId(std::string_view user_id);

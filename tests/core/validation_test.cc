@@ -77,6 +77,7 @@ std::vector<NamedParser> AllParsers() {
       {"ParseUpdateConversation", Wrap(&ParseUpdateConversation)},
       {"ParseAppendMessage", Wrap(&ParseAppendMessage)},
       {"ParseCreateApiKey", Wrap(&ParseCreateApiKey)},
+      {"ParseCreateWebhook", Wrap(&ParseCreateWebhook)},
   };
 }
 
@@ -726,6 +727,76 @@ TEST(IsValidUserIdTest, AllowsOnlyTheDocumentedAlphabet) {
   EXPECT_FALSE(IsValidUserId("a\nb"));
   EXPECT_TRUE(IsValidUserId(Repeat("x", 128)));
   EXPECT_FALSE(IsValidUserId(Repeat("x", 129)));
+}
+
+// ---------------------------------------------------------------------------
+// POST /v1/webhooks
+
+TEST(ParseCreateWebhookTest, ReadsUrlEventsAndDescription) {
+  auto r = ParseCreateWebhook(
+      R"({"url":"https://crm.example.com/hooks?x=1","events":)"
+      R"(["conversation.completed","message.created"],"description":"CRM"})");
+  ExpectOk(r);
+  EXPECT_EQ(r->url, "https://crm.example.com/hooks?x=1");
+  EXPECT_EQ(r->events, (std::vector<WebhookEventKind>{
+                           WebhookEventKind::kConversationCompleted,
+                           WebhookEventKind::kMessageCreated}));
+  EXPECT_EQ(r->description, "CRM");
+  auto no_description = ParseCreateWebhook(
+      R"({"url":"http://127.0.0.1:9000/h","events":["conversation.created"],)"
+      R"("description":null})");
+  ExpectOk(no_description);
+  EXPECT_EQ(no_description->description, std::nullopt);
+}
+
+TEST(ParseCreateWebhookTest, UrlMustBeAbsoluteHttpWithAHost) {
+  for (std::string_view url :
+       {"", "/relative", "example.com/hook", "ftp://example.com/hook",
+        "mailto:a@example.com", "http://", "https:///path",
+        "http://user:pass@example.com/", "http://example.com/#frag",
+        "http://exa mple.com/", "http://example.com:99999/",
+        "http://example.com:0/", "http://example.com:/"}) {
+    std::string body =
+        R"({"url":")" + std::string(url) + R"(","events":["message.created"]})";
+    ExpectInvalid(ParseCreateWebhook(body), "url");
+  }
+  ExpectInvalid(ParseCreateWebhook(R"({"events":["message.created"]})"), "url");
+  ExpectInvalid(ParseCreateWebhook(R"({"url":7,"events":["message.created"]})"),
+                "url");
+  std::string long_url = "https://example.com/" + std::string(2030, 'a');
+  ExpectInvalid(ParseCreateWebhook(R"({"url":")" + long_url +
+                                   R"(","events":["message.created"]})"),
+                "url");
+}
+
+TEST(ParseCreateWebhookTest, EventsMustBeDistinctKnownKinds) {
+  for (std::string_view events :
+       {"null", "[]", "\"message.created\"", "[\"message.created\",1]",
+        "[\"message.deleted\"]", "[\"Message.Created\"]",
+        "[\"message.created\",\"message.created\"]"}) {
+    std::string body =
+        R"({"url":"http://example.com/","events":)" + std::string(events) + "}";
+    ExpectInvalid(ParseCreateWebhook(body), "events");
+  }
+  ExpectInvalid(ParseCreateWebhook(R"({"url":"http://example.com/"})"),
+                "events");
+}
+
+TEST(ParseCreateWebhookTest, DescriptionIsAtMost500Characters) {
+  auto body = [](const std::string& d) {
+    return R"({"url":"http://example.com/","events":["message.created"],)"
+           R"("description":")" +
+           d + "\"}";
+  };
+  std::string five_hundred;
+  for (int i = 0; i < 500; ++i) five_hundred += "\u00e9";  // 2 bytes each
+  ExpectOk(ParseCreateWebhook(body(five_hundred)));
+  ExpectInvalid(ParseCreateWebhook(body(five_hundred + "x")), "description");
+  ExpectInvalid(
+      ParseCreateWebhook(
+          R"({"url":"http://example.com/","events":["message.created"],)"
+          R"("description":5})"),
+      "description");
 }
 
 }  // namespace
