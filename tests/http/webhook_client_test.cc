@@ -1,5 +1,5 @@
-// Spec for http/webhook_client.h against a real receiver on 127.0.0.1 (a
-// small Beast server on its own thread): the request arrives byte for byte,
+// Spec for http/webhook_client.h against a real receiver on 127.0.0.1
+// (tests/support/webhook_receiver.h): the request arrives byte for byte,
 // statuses and failures come back as values, every wait is bounded by the
 // request's timeouts, and HTTPS verifies the peer against the system CAs plus
 // ca_file (a self-signed certificate generated here with the OpenSSL API).
@@ -14,13 +14,10 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <fstream>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -28,167 +25,21 @@
 
 #include "core/webhook_signature.h"
 #include "tests/support/test_server.h"
+#include "tests/support/webhook_receiver.h"
 
 namespace convstore::http {
 namespace {
 
 namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using std::chrono::milliseconds;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// ------------------------------------------------------------ receiver
-
-struct Recorded {
-  std::string method;
-  std::string target;
-  Headers headers;  // in order, names as sent
-  std::string body;
-};
-
-struct ReceiverOptions {
-  unsigned status = 200;
-  std::string body = "ok";
-  bool hang = false;  // read the request, then never answer
-  // When set: written as is instead of a response, then the connection is
-  // held open without another byte.
-  std::optional<std::string> raw_response = std::nullopt;
-  ssl::context* tls = nullptr;  // serve TLS with this context
-};
-
-// Accepts connections on 127.0.0.1:<ephemeral>, records each request and
-// answers as configured. Runs its own io_context on its own thread; the
-// destructor stops it (hanging connections included). Written with
-// completion handlers, not coroutines: clang 14 cannot compile Asio's
-// coroutines with the sanitizers and debug info tools/test builds with.
-class Receiver {
- public:
-  explicit Receiver(ReceiverOptions options = {})
-      : options_(std::move(options)),
-        acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
-    Accept();
-    thread_ = std::thread([this] { ioc_.run(); });
-  }
-  ~Receiver() {
-    ioc_.stop();
-    thread_.join();
-  }
-
-  uint16_t port() const { return acceptor_.local_endpoint().port(); }
-  std::string url(std::string_view path = "/hook") const {
-    return std::string(options_.tls ? "https" : "http") +
-           "://127.0.0.1:" + std::to_string(port()) + std::string(path);
-  }
-
-  // Waits (at most `timeout`) until `n` requests were recorded.
-  std::vector<Recorded> WaitForRequests(size_t n, milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return requests_.size() >= n; });
-    return requests_;
-  }
-
- private:
-  // One connection: read a request, record it, answer (or not).
-  template <typename Stream>
-  struct Exchange : std::enable_shared_from_this<Exchange<Stream>> {
-    template <typename... Args>
-    Exchange(Receiver& r, Args&&... args)
-        : receiver(r), stream(std::forward<Args>(args)...) {
-      parser.body_limit(8 << 20);
-    }
-
-    void Read() {
-      bhttp::async_read(
-          stream, buffer, parser,
-          [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-            if (ec || n == 0) return;
-            self->Answer();
-          });
-    }
-
-    void Answer() {
-      receiver.Record(parser.get());
-      const ReceiverOptions& options = receiver.options_;
-      auto self = this->shared_from_this();
-      if (options.raw_response) {
-        // Written as is, then the connection is held open (until the
-        // receiver stops): the client must give up on its own.
-        net::async_write(stream, net::buffer(*options.raw_response),
-                         [self](beast::error_code, size_t) { self->Hold(); });
-      } else if (!options.hang) {
-        res.result(static_cast<bhttp::status>(options.status));
-        res.version(11);
-        res.set(bhttp::field::content_type, "text/plain");
-        res.body() = options.body;
-        res.keep_alive(false);
-        res.prepare_payload();
-        bhttp::async_write(stream, res, [self](beast::error_code, size_t) {});
-      } else {
-        Hold();
-      }
-    }
-
-    void Hold() {
-      timer = std::make_unique<net::steady_timer>(receiver.ioc_,
-                                                  std::chrono::hours(1));
-      timer->async_wait(
-          [self = this->shared_from_this()](beast::error_code) {});
-    }
-
-    Receiver& receiver;
-    Stream stream;
-    beast::flat_buffer buffer;
-    bhttp::request_parser<bhttp::string_body> parser;
-    bhttp::response<bhttp::string_body> res;
-    std::unique_ptr<net::steady_timer> timer;
-  };
-
-  void Record(const bhttp::request<bhttp::string_body>& req) {
-    Recorded rec;
-    rec.method = std::string(req.method_string());
-    rec.target = std::string(req.target());
-    for (const auto& field : req) {
-      rec.headers.emplace_back(field.name_string(), field.value());
-    }
-    rec.body = req.body();
-    {
-      std::lock_guard lock(mu_);
-      requests_.push_back(std::move(rec));
-    }
-    cv_.notify_all();
-  }
-
-  void Accept() {
-    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
-      if (ec) return;
-      if (options_.tls) {
-        auto ex = std::make_shared<Exchange<ssl::stream<tcp::socket>>>(
-            *this, std::move(socket), *options_.tls);
-        ex->stream.async_handshake(ssl::stream_base::server,
-                                   [ex](beast::error_code ec) {
-                                     // e.g. the client refused our
-                                     // certificate
-                                     if (!ec) ex->Read();
-                                   });
-      } else {
-        std::make_shared<Exchange<tcp::socket>>(*this, std::move(socket))
-            ->Read();
-      }
-      Accept();
-    });
-  }
-
-  ReceiverOptions options_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Recorded> requests_;
-  net::io_context ioc_;
-  tcp::acceptor acceptor_;
-  std::thread thread_;
-};
+using convstore::testing::Header;
+using convstore::testing::Receiver;
+using convstore::testing::Recorded;
 
 // ------------------------------------------------------------ client side
 
@@ -225,13 +76,6 @@ WebhookRequest Request(std::string url) {
   r.connect_timeout = milliseconds(2000);
   r.total_timeout = milliseconds(5000);
   return r;
-}
-
-std::optional<std::string> Header(const Recorded& rec, std::string_view name) {
-  for (const auto& [k, v] : rec.headers) {
-    if (beast::iequals(k, name)) return v;
-  }
-  return std::nullopt;
 }
 
 // ------------------------------------------------------------ plain HTTP
@@ -279,7 +123,7 @@ TEST(WebhookClientTest, BodyAndHeadersArriveExactly) {
   };
   EXPECT_EQ(rec.headers, expected);
   // What a receiver would do with it.
-  EXPECT_TRUE(VerifyWebhookSignature(*Header(rec, "Convstore-Signature"),
+  EXPECT_TRUE(VerifyWebhookSignature(Header(rec, "Convstore-Signature"),
                                      "whsec_x", rec.body, now + 10, 300));
 }
 
@@ -353,6 +197,14 @@ TEST(WebhookClientTest, GarbageResponseIsAProtocolError) {
   EXPECT_EQ(out.result.error, WebhookError::kProtocol);
   EXPECT_EQ(out.result.status, 0u);
   EXPECT_NE(out.result.error_message, "");
+}
+
+TEST(WebhookClientTest, SlowReceiverIsWaitedForWithinTheTimeout) {
+  Receiver receiver({.delay = milliseconds(300)});
+  const Outcome out = Post(Request(receiver.url()));
+  ASSERT_TRUE(out.completed);
+  EXPECT_TRUE(out.result.delivered()) << out.result.error_message;
+  EXPECT_GE(out.elapsed, milliseconds(250));
 }
 
 TEST(WebhookClientTest, SilentReceiverTimesOutWithinTheTotalTimeout) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/support/test_server.h"
@@ -134,8 +135,11 @@ class Workers {
 // "bob" (created in that order).
 class AliceAndBobTest : public ::testing::Test {
  protected:
-  AliceAndBobTest()
-      : client_(server_.Client()),
+  AliceAndBobTest() : AliceAndBobTest(http::AppConfig{}) {}
+  // The server with `config` (e.g. faster webhook retries).
+  explicit AliceAndBobTest(http::AppConfig config)
+      : server_("", {}, nullptr, {}, std::move(config)),
+        client_(server_.Client()),
         alice_(server_.CreateKey("alice")),
         bob_(server_.CreateKey("bob")) {}
 
