@@ -270,6 +270,14 @@ class App::Handlers {
   void RevokeApiKey(const RequestCtx& ctx, const std::string& id,
                     Respond respond);
   void ListEvents(const RequestCtx& ctx, Respond respond);
+  void CreateWebhook(const RequestCtx& ctx, Respond respond);
+  void ListWebhooks(const RequestCtx& ctx, Respond respond);
+  void GetWebhook(const RequestCtx& ctx, const std::string& id,
+                  Respond respond);
+  void DeleteWebhook(const RequestCtx& ctx, const std::string& id,
+                     Respond respond);
+  void ListDeliveries(const RequestCtx& ctx, const std::string& id,
+                      Respond respond);
   void StreamEvents(const RequestCtx& ctx, Respond respond);
   void StreamMessages(const RequestCtx& ctx, const std::string& id,
                       Respond respond);
@@ -294,6 +302,9 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   for (const auto& cf : IdempotencyStore::ColumnFamilies()) {
     options.extra_column_families.push_back(cf);
   }
+  for (const auto& cf : WebhookStore::ColumnFamilies()) {
+    options.extra_column_families.push_back(cf);
+  }
   CONVSTORE_ASSIGN_OR_RETURN(app->log_,
                              EventLog::Open(config.data_dir, options));
   CONVSTORE_RETURN_IF_ERROR(DropStaleGenerations(*app->log_));
@@ -316,22 +327,43 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
     CONVSTORE_RETURN_IF_ERROR(batch.Commit());
     app->bootstrap_key_ = std::move(key);
   }
+  app->webhooks_ = std::make_unique<WebhookStore>(app->log_.get());
+  CONVSTORE_RETURN_IF_ERROR(app->webhooks_->Open());
+  WebhookDispatcher::Options delivery;
+  delivery.retry_base = config.webhook_retry_base;
+  delivery.max_attempts = config.webhook_max_attempts;
+  delivery.timeout = config.webhook_timeout;
+  delivery.connect_timeout =
+      std::min(delivery.connect_timeout, config.webhook_timeout);
+  delivery.ca_file = config.webhook_ca_file;
+  app->dispatcher_ = std::make_unique<WebhookDispatcher>(
+      *app->log_, *app->webhooks_,
+      [app = app.get()] { return app->read_models(); },
+      RoomUrlTemplate(config.livekit.room_url_template, config.livekit.url),
+      delivery);
   app->hub_ = std::make_unique<EventHub>(config.stream_queue_limit);
   GroupCommitWriter::Options writer_options;
   writer_options.on_committed =
-      [hub = app->hub_.get()](std::vector<RecordedEvent> events) {
+      [hub = app->hub_.get(),
+       dispatcher = app->dispatcher_.get()](std::vector<RecordedEvent> events) {
         hub->Publish(std::move(events));
+        dispatcher->Notify();
       };
   app->writer_ =
       std::make_unique<GroupCommitWriter>(app->log_.get(), writer_options);
   app->long_reads_ = std::make_unique<boost::asio::thread_pool>(2);
   app->handlers_ = std::make_unique<Handlers>(*app);
+  if (config.deliver_webhooks) {
+    CONVSTORE_RETURN_IF_ERROR(app->dispatcher_->Start());
+  }
   app->ready_ = true;
   return app;
 }
 
 App::~App() {
   stopping_ = true;
+  // Deliveries in flight end here; they are retried after the next start.
+  if (dispatcher_) dispatcher_->Stop();
   StopWrites();
   if (rebuild_thread_.joinable()) rebuild_thread_.join();
   if (long_reads_) long_reads_->join();
@@ -537,7 +569,8 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
     *ctx.route = [&] {
       std::string t;
       for (size_t i = 0; i < s.size(); ++i) {
-        bool id = (i == 2 && (s[1] == "agents" || s[1] == "conversations")) ||
+        bool id = (i == 2 && (s[1] == "agents" || s[1] == "conversations" ||
+                              s[1] == "webhooks")) ||
                   (i == 3 && s[1] == "admin" && s[2] == "api-keys");
         t += "/" + (id ? std::string("{id}") : s[i]);
       }
@@ -607,6 +640,20 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
   if (s.size() == 5 && s[1] == "conversations" && s[3] == "messages" &&
       s[4] == "stream") {
     return dispatch("GET", [&] { StreamMessages(ctx, s[2], respond); });
+  }
+  if (s.size() == 2 && s[1] == "webhooks") {
+    return dispatch("GET, POST", [&] {
+      m == "GET" ? ListWebhooks(ctx, respond) : CreateWebhook(ctx, respond);
+    });
+  }
+  if (s.size() == 3 && s[1] == "webhooks") {
+    return dispatch("GET, DELETE", [&] {
+      m == "GET" ? GetWebhook(ctx, s[2], respond)
+                 : DeleteWebhook(ctx, s[2], respond);
+    });
+  }
+  if (s.size() == 4 && s[1] == "webhooks" && s[3] == "deliveries") {
+    return dispatch("GET", [&] { ListDeliveries(ctx, s[2], respond); });
   }
   if ((s.size() == 3 || s.size() == 4) && s[1] == "admin" &&
       s[2] == "projections") {
@@ -722,7 +769,10 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
         json::value body = json::parse(outcome->body);
         body.as_object().erase("token");
         body.as_object().erase("expires_at");
-        if (outcome->body_has_secret_key) body.as_object().erase("key");
+        if (outcome->body_has_secret_key) {
+          body.as_object().erase("key");
+          body.as_object().erase("secret");
+        }
         sr.body = json::serialize(body);
         sr.token = outcome->token_spec;
       }
@@ -1163,6 +1213,105 @@ void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
       });
 }
 
+// ---------------------------------------------------------------- webhooks
+
+namespace {
+
+// The webhook an id names, if `actor` may see it; else 404 / 403. A
+// malformed id names nothing, like an unknown one.
+Result<WebhookRecord> LoadVisibleWebhook(const WebhookStore& store,
+                                         const std::string& id,
+                                         const Actor& actor,
+                                         const LogBatch* batch = nullptr) {
+  std::optional<WebhookRecord> record;
+  if (id.starts_with("wh_") &&
+      IsCanonicalUuid(std::string_view(id).substr(3))) {
+    CONVSTORE_ASSIGN_OR_RETURN(record, store.Get(id, batch));
+  }
+  CONVSTORE_RETURN_IF_ERROR(CheckAccess(
+      record.has_value(), record ? record->user_id : "", actor, "Webhook"));
+  return std::move(*record);
+}
+
+}  // namespace
+
+void App::Handlers::CreateWebhook(const RequestCtx& ctx, Respond respond) {
+  auto req = ParseCreateWebhook(ctx.request.body);
+  if (!req.ok()) return Reject(ctx, req.status(), std::move(respond));
+  Write(
+      ctx,
+      [this, req = std::move(*req)](LogBatch& batch, const DecideContext& dctx,
+                                    const EventMeta&) -> Result<ApiResponse> {
+        WebhookRecord rec =
+            app_.webhooks_->Create(batch, req, dctx.actor.user_id, dctx.now_ms,
+                                   "wh_" + dctx.new_uuid());
+        std::string secret = app_.webhooks_->SigningSecret(rec.id);
+        ApiResponse r = JsonResponse(201, WebhookToJson(rec, &secret));
+        r.body_has_secret_key = true;
+        r.AddHeader("Location", "/v1/webhooks/" + rec.id);
+        return r;
+      },
+      [this, respond = std::move(respond)](ApiResponse r) {
+        // Committed: deliveries start (a replay names one that exists).
+        const std::string* location = r.FindHeader("Location");
+        if (r.status == 201 && location) {
+          app_.dispatcher_->Added(location->substr(location->rfind('/') + 1));
+        }
+        respond(std::move(r));
+      });
+}
+
+void App::Handlers::ListWebhooks(const RequestCtx& ctx, Respond respond) {
+  auto records = app_.webhooks_->List(ctx.actor.user_id);
+  if (!records.ok()) return respond(ErrorResponse(records.status()));
+  json::array items;
+  for (const WebhookRecord& w : *records) items.push_back(WebhookToJson(w));
+  respond(JsonResponse(200, items));
+}
+
+void App::Handlers::GetWebhook(const RequestCtx& ctx, const std::string& id,
+                               Respond respond) {
+  auto record = LoadVisibleWebhook(*app_.webhooks_, id, ctx.actor);
+  if (!record.ok()) return respond(ErrorResponse(record.status()));
+  respond(JsonResponse(200, WebhookToJson(*record)));
+}
+
+void App::Handlers::DeleteWebhook(const RequestCtx& ctx, const std::string& id,
+                                  Respond respond) {
+  Write(
+      ctx,
+      [this, id](LogBatch& batch, const DecideContext& dctx,
+                 const EventMeta&) -> Result<ApiResponse> {
+        CONVSTORE_RETURN_IF_ERROR(
+            LoadVisibleWebhook(*app_.webhooks_, id, dctx.actor, &batch)
+                .status());
+        app_.webhooks_->Delete(batch, id);
+        ApiResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        return r;
+      },
+      [this, id, respond = std::move(respond)](ApiResponse r) {
+        if (r.status == 204) app_.dispatcher_->Removed(id);
+        respond(std::move(r));
+      });
+}
+
+void App::Handlers::ListDeliveries(const RequestCtx& ctx, const std::string& id,
+                                   Respond respond) {
+  auto record = LoadVisibleWebhook(*app_.webhooks_, id, ctx.actor);
+  if (!record.ok()) return respond(ErrorResponse(record.status()));
+  auto limit = ParseLimit(ctx.query, 20, WebhookStore::kKeptAttempts);
+  if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+  auto attempts = app_.webhooks_->RecentAttempts(id, *limit);
+  if (!attempts.ok()) return respond(ErrorResponse(attempts.status()));
+  json::array items;
+  for (const DeliveryAttempt& a : *attempts) {
+    items.push_back(DeliveryAttemptToJson(a));
+  }
+  respond(JsonResponse(200, items));
+}
+
 namespace {
 
 // Where an event stream starts: right after Last-Event-ID when a client
@@ -1348,6 +1497,24 @@ ApiResponse App::Handlers::Metrics() const {
                "Times an event stream's queue overflowed and it read the log "
                "instead.",
                std::to_string(app_.hub_->fell_behind()));
+  const WebhookDispatcher::Stats& hooks = app_.dispatcher_->stats();
+  AppendMetric(out, "convstore_webhooks", "gauge",
+               "Webhook subscriptions being delivered.",
+               std::to_string(hooks.webhooks.load()));
+  AppendMetric(out, "convstore_webhook_pending", "gauge",
+               "Webhook deliveries read ahead, in flight or waiting to be "
+               "retried.",
+               std::to_string(hooks.pending.load()));
+  AppendMetric(out, "convstore_webhook_deliveries_total", "counter",
+               "Webhook deliveries a receiver accepted (2xx).",
+               std::to_string(hooks.delivered.load()));
+  AppendMetric(out, "convstore_webhook_failed_attempts_total", "counter",
+               "Webhook delivery attempts that failed (non-2xx, error or "
+               "timeout).",
+               std::to_string(hooks.failed_attempts.load()));
+  AppendMetric(out, "convstore_webhook_gave_up_total", "counter",
+               "Webhook deliveries given up after the last retry.",
+               std::to_string(hooks.gave_up.load()));
   out += app_.request_metrics_.Render();
   ApiResponse r;
   r.status = 200;

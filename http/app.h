@@ -23,6 +23,8 @@
 #include "http/event_hub.h"
 #include "http/idempotency.h"
 #include "http/request_metrics.h"
+#include "http/webhook_dispatcher.h"
+#include "http/webhook_store.h"
 #include "projections/read_models.h"
 
 namespace convstore::http {
@@ -45,6 +47,16 @@ struct AppConfig {
   std::shared_ptr<rocksdb::Env> env;
   // Events queued per event-stream subscriber before it must read the log.
   size_t stream_queue_limit = 4096;
+  // Webhook deliveries: the first retry's delay (the whole schedule scales
+  // with it), attempts before giving up, the time a receiver has to answer,
+  // and extra CAs to trust for https. Tests shorten them.
+  std::chrono::milliseconds webhook_retry_base = kWebhookRetryBaseDelay;
+  int webhook_max_attempts = WebhookMaxAttempts();
+  std::chrono::milliseconds webhook_timeout{10000};
+  std::string webhook_ca_file;
+  // False: webhooks are kept but never delivered (the fuzzer, which must not
+  // reach the network).
+  bool deliver_webhooks = true;
 };
 
 struct ApiRequest {
@@ -92,6 +104,10 @@ class App {
   std::atomic<std::shared_ptr<ReadModels>> read_models_;
   std::unique_ptr<ApiKeyStore> keys_;
   std::unique_ptr<IdempotencyStore> idempotency_;
+  std::unique_ptr<WebhookStore> webhooks_;
+  // Told of every committed group; declared before the writer, which
+  // notifies it until it stops.
+  std::unique_ptr<WebhookDispatcher> dispatcher_;
   // Committed events, fanned out to the event streams. Declared before the
   // writer, which publishes into it until it stops.
   std::unique_ptr<EventHub> hub_;

@@ -83,6 +83,7 @@ std::unique_ptr<Fixture> NewFixture() {
   config.data_dir = "/fuzz/data";
   config.env = f->env;
   config.bootstrap_admin_key = kAdminKey;
+  config.deliver_webhooks = false;  // never reach the network
   auto app = App::Open(config);
   if (!app.ok()) Fail("open: " + app.status().ToString());
   f->app = std::move(*app);

@@ -20,12 +20,19 @@
 //    methods), and the table is re-checked against the dispatch(...) calls
 //    in http/app.cc so a new route cannot go unnoticed.
 //
+// Webhook deliveries are checked against the document's top-level
+// `webhooks` the same way: a receiver in this process takes the POSTs of a
+// webhook subscribed to every event type, and each must carry the documented
+// headers (its Convstore-Signature verifying with the webhook's secret) and
+// a body valid against the documented request body of its event type.
+//
 // Usage: node openapi_contract.test.mjs CONVSTORE_BINARY
 // (ctest passes $<TARGET_FILE:convstore>; CONVSTORE_BINARY works too). The
 // server is started through server.mjs.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -61,6 +68,9 @@ const SERVER_ROUTES = {
   '/v1/conversations/{id}/token': ['POST'],
   '/v1/conversations/{id}/messages': ['GET', 'POST'],
   '/v1/conversations/{id}/messages/stream': ['GET'],
+  '/v1/webhooks': ['GET', 'POST'],
+  '/v1/webhooks/{id}': ['GET', 'DELETE'],
+  '/v1/webhooks/{id}/deliveries': ['GET'],
   '/v1/admin/projections': ['GET'],
   '/v1/admin/projections/rebuild': ['POST'],
   '/v1/admin/events': ['GET'],
@@ -92,6 +102,8 @@ const NOT_PROVOKED = {
   'POST /v1/conversations': [409],
   'POST /v1/admin/api-keys': [409],
   'DELETE /v1/admin/api-keys/{id}': [409],
+  'POST /v1/webhooks': [409],
+  'DELETE /v1/webhooks/{id}': [409],
 };
 
 // The contract's error type for each status (API.md, "General").
@@ -650,6 +662,246 @@ step('messages', async () => {
   await commonErrors(follow, `${m}/stream`, ctx.alice);
 });
 
+// ------------------------------------------------------------ webhooks
+
+// A receiver for webhook deliveries on an ephemeral 127.0.0.1 port: keeps
+// every request (method, headers, raw body) and answers 204.
+async function startReceiver() {
+  const received = [];
+  const srv = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ method: req.method, url: req.url, headers: req.headers,
+        raw: Buffer.concat(chunks) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return { received, url: `http://127.0.0.1:${srv.address().port}/hook`,
+    close: () => new Promise((resolve) => {
+      srv.closeAllConnections();
+      srv.close(resolve);
+    }) };
+}
+
+// Polls `probe` (async, truthy when done) every 50 ms for up to `ms`.
+async function waitFor(what, probe, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// Checks one received delivery against the document's `webhooks` entry of
+// its Convstore-Event: the method, every documented header, the
+// Content-Type, the body, and the signature (with the webhook's `secret`).
+// Returns the parsed body.
+function checkDelivery(d, secret) {
+  const type = d.headers['convstore-event'];
+  const op = DOC.webhooks?.[type]?.post;
+  assert.ok(op, `a delivery of an undocumented type: ${type}`);
+  const where = `webhook ${type} (${d.headers['convstore-delivery']})`;
+  assert.equal(d.method, 'POST', `${where}: method`);
+  for (const p0 of op.parameters ?? []) {
+    const p = deref(p0);
+    assert.equal(p.in, 'header');
+    const value = d.headers[p.name.toLowerCase()];
+    if (value === undefined) {
+      assert.ok(!p.required, `${where}: required header ${p.name} missing`);
+      continue;
+    }
+    validate(p.schema, value, `${where}: header ${p.name}`);
+  }
+  const content = deref(op.requestBody).content;
+  const essence = String(d.headers['content-type']).split(';')[0].trim()
+    .toLowerCase();
+  assert.ok(content[essence], `${where}: Content-Type ` +
+    `${d.headers['content-type']} not documented`);
+  let body;
+  try {
+    body = JSON.parse(d.raw.toString('utf8'));
+  } catch (e) {
+    assert.fail(`${where}: body is not JSON: ${d.raw.toString().slice(0, 200)}`);
+  }
+  validate(content[essence].schema, body, `${where}: body`);
+  assert.equal(body.type, type, `${where}: type and Convstore-Event differ`);
+  assert.equal(body.id, d.headers['convstore-delivery'],
+    `${where}: id and Convstore-Delivery differ`);
+  // Stripe's scheme: v1 = hex HMAC-SHA256(secret, "<t>.<body>").
+  const sig = Object.fromEntries(d.headers['convstore-signature'].split(',')
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const expected = crypto.createHmac('sha256', secret).update(`${sig.t}.`)
+    .update(d.raw).digest('hex');
+  assert.equal(sig.v1, expected, `${where}: the signature does not verify`);
+  assert.ok(Math.abs(Date.now() / 1000 - Number(sig.t)) < 300,
+    `${where}: t is not now`);
+  return body;
+}
+
+step('webhooks', async () => {
+  const receiver = await startReceiver();
+  try {
+    const create = 'POST /v1/webhooks';
+    const all = Object.keys(DOC.webhooks);
+    const created = await idempotent(create, '/v1/webhooks', 201,
+      { key: ctx.alice, json: { url: receiver.url, events: all,
+        description: 'contract test' } },
+      { json: { url: receiver.url, events: ['message.created'] } });
+    const hook = jsonOf(created.first);
+    assert.match(hook.secret ?? '', /^whsec_/, 'the first answer shows the secret');
+    assert.equal(jsonOf(created.replay).secret, undefined,
+      'a replay hides the secret');
+    assert.equal(created.first.headers.location, `/v1/webhooks/${hook.id}`);
+    assert.equal(created.replay.headers.location, `/v1/webhooks/${hook.id}`);
+    assert.deepEqual(hook.events, all);
+    // One that can never deliver: nothing listens on port 9.
+    const dead = jsonOf(await call(create, '/v1/webhooks', 201,
+      { key: ctx.alice, json: { url: 'http://127.0.0.1:9/',
+        events: ['message.created'], description: null, unknown_field: 1 } }));
+    const bobHook = jsonOf(await call(create, '/v1/webhooks', 201,
+      { key: ctx.bob, json: { url: receiver.url,
+        events: ['conversation.created'] } }));
+    for (const [json, param] of [
+      [{ events: all }, 'url'],
+      [{ url: 'ftp://example.com/', events: all }, 'url'],
+      [{ url: '/relative', events: all }, 'url'],
+      [{ url: 'http://user:pw@example.com/', events: all }, 'url'],
+      [{ url: 'http://example.com/#frag', events: all }, 'url'],
+      [{ url: `http://example.com/${'a'.repeat(2048)}`, events: all }, 'url'],
+      [{ url: receiver.url }, 'events'],
+      [{ url: receiver.url, events: [] }, 'events'],
+      [{ url: receiver.url, events: ['message.deleted'] }, 'events'],
+      [{ url: receiver.url, events: ['message.created', 'message.created'] },
+        'events'],
+      [{ url: receiver.url, events: all, description: 5 }, 'description'],
+      [{ url: receiver.url, events: all, description: 'd'.repeat(501) },
+        'description'],
+    ]) {
+      const res = await call(create, '/v1/webhooks', 400,
+        { key: ctx.alice, json });
+      assert.equal(jsonOf(res).error.param, param, JSON.stringify(json));
+    }
+    await commonErrors(create, '/v1/webhooks', ctx.alice, { hasBody: true });
+
+    // Events of alice's conversation reach alice's webhooks only; bob's
+    // conversation reaches bob's.
+    const conv = jsonOf(await call('POST /v1/conversations',
+      '/v1/conversations', 201, { key: ctx.alice,
+        json: { agent_id: ctx.agent.id, title: 'Webhook test' } }));
+    const m = `/v1/conversations/${conv.id}/messages`;
+    const said = jsonOf(await call('POST /v1/conversations/{id}/messages', m,
+      201, { key: ctx.alice, json: { role: 'user', content: 'Hook me' } }));
+    const transcript = jsonOf(await call('GET /v1/conversations/{id}/messages',
+      m, 200, { key: ctx.alice }));
+    assert.equal(transcript.length, 2, 'the instructions, then the message');
+    await call('PATCH /v1/conversations/{id}', `/v1/conversations/${conv.id}`,
+      200, { key: ctx.alice, json: { status: 'completed' } });
+    const bobConv = jsonOf(await call('POST /v1/conversations',
+      '/v1/conversations', 201, { key: ctx.bob,
+        json: { agent_id: ctx.bobAgent.id } }));
+
+    const of = (id) => receiver.received.filter((d) =>
+      d.raw.includes(`"webhook_id":"${id}"`));
+    await waitFor('5 deliveries to alice and 1 to bob', () =>
+      of(hook.id).length >= 5 && of(bobHook.id).length >= 1);
+    const bodies = of(hook.id).map((d) => checkDelivery(d, hook.secret));
+    assert.deepEqual(bodies.map((b) => b.type), ['conversation.created',
+      'message.created', 'message.created', 'conversation.status_changed',
+      'conversation.completed'], 'in log order');
+    assert.deepEqual([...new Set(bodies.map((b) => b.type))].sort(),
+      [...all].sort(), 'every documented webhook type was delivered');
+    assert.equal(new Set(bodies.map((b) => b.id)).size, 5, 'distinct ids');
+    for (let i = 1; i < bodies.length; i += 1) {
+      assert.ok(bodies[i].position >= bodies[i - 1].position, 'in log order');
+    }
+    const { token, ...convNoToken } = conv;
+    assert.ok(token);
+    assert.deepEqual(bodies[0].data, convNoToken);
+    assert.deepEqual(bodies[1].data, transcript[0]);
+    assert.deepEqual(bodies[2].data, said);
+    assert.equal(bodies[3].data.to, 'completed');
+    assert.deepEqual(bodies[4].data.messages, transcript);
+    const bobBodies = of(bobHook.id).map((d) => checkDelivery(d,
+      bobHook.secret));
+    assert.equal(bobBodies.length, 1);
+    assert.equal(bobBodies[0].data.id, bobConv.id, "only bob's conversation");
+
+    const list = 'GET /v1/webhooks';
+    const mine = jsonOf(await call(list, '/v1/webhooks', 200,
+      { key: ctx.alice }));
+    assert.deepEqual(mine.map((w) => w.id), [hook.id, dead.id], 'oldest first');
+    const { secret, ...hookNoSecret } = hook;
+    assert.deepEqual(mine[0], hookNoSecret);
+    assert.deepEqual(jsonOf(await call(list, '/v1/webhooks', 200,
+      { key: ADMIN })), [], "an admin lists only its own user's");
+    await commonErrors(list, '/v1/webhooks', ctx.alice);
+
+    const get = 'GET /v1/webhooks/{id}';
+    const one = `/v1/webhooks/${hook.id}`;
+    assert.deepEqual(jsonOf(await call(get, one, 200, { key: ctx.alice })),
+      hookNoSecret);
+    await call(get, one, 200, { key: ADMIN });
+    await call(get, one, 403, { key: ctx.bob });
+    await call(get, `/v1/webhooks/wh_${UNKNOWN_UUID}`, 404, { key: ctx.alice });
+    await call(get, '/v1/webhooks/not-an-id', 404, { key: ctx.alice });
+    await commonErrors(get, one, ctx.alice);
+
+    const deliveries = 'GET /v1/webhooks/{id}/deliveries';
+    // Each attempt is recorded right after the receiver's answer.
+    const attempts = await waitFor('5 recorded attempts', async () => {
+      const res = jsonOf(await call(deliveries, `${one}/deliveries`, 200,
+        { key: ctx.alice }));
+      return res.length >= 5 && res;
+    });
+    assert.equal(attempts.length, 5, JSON.stringify(attempts));
+    for (const a of attempts) {
+      assert.equal(a.outcome, 'delivered');
+      assert.equal(a.status, 204);
+    }
+    assert.deepEqual(attempts.map((a) => a.delivery_id).reverse(),
+      bodies.map((b) => b.id), 'newest first');
+    const two = jsonOf(await call(deliveries, `${one}/deliveries?limit=2`, 200,
+      { key: ctx.alice }));
+    assert.deepEqual(two, attempts.slice(0, 2));
+    const failed = await waitFor('a failed attempt', async () => {
+      const res = await call(deliveries, `/v1/webhooks/${dead.id}/deliveries`,
+        200, { key: ctx.alice });
+      return jsonOf(res)[0];
+    });
+    assert.equal(failed.outcome, 'retrying', JSON.stringify(failed));
+    assert.equal(failed.status, null);
+    assert.ok(failed.error && failed.next_attempt_at, JSON.stringify(failed));
+    await call(deliveries, `/v1/webhooks/${bobHook.id}/deliveries`, 200,
+      { key: ADMIN });
+    await call(deliveries, `${one}/deliveries?limit=0`, 400, { key: ctx.alice });
+    await call(deliveries, `${one}/deliveries?limit=101`, 400,
+      { key: ctx.alice });
+    await call(deliveries, `${one}/deliveries`, 403, { key: ctx.bob });
+    await call(deliveries, `/v1/webhooks/wh_${UNKNOWN_UUID}/deliveries`, 404,
+      { key: ctx.alice });
+    await commonErrors(deliveries, `${one}/deliveries`, ctx.alice);
+
+    const del = 'DELETE /v1/webhooks/{id}';
+    const gone = `/v1/webhooks/${dead.id}`;
+    await call(del, gone, 403, { key: ctx.bob });
+    await commonErrors(del, gone, ctx.alice);
+    await idempotent(del, gone, 204, { key: ctx.alice }, { target: one });
+    await call(del, gone, 404, { key: ctx.alice });
+    await call(get, gone, 404, { key: ctx.alice });
+    await call(deliveries, `${gone}/deliveries`, 404, { key: ctx.alice });
+    await call(del, `/v1/webhooks/${bobHook.id}`, 204, { key: ADMIN });
+    await call(del, one, 204, { key: ctx.alice });
+    assert.deepEqual(jsonOf(await call(list, '/v1/webhooks', 200,
+      { key: ctx.alice })), []);
+  } finally {
+    await receiver.close();
+  }
+});
+
 step('admin: backups', async () => {
   const op = 'POST /v1/admin/backups';
   const dir = path.join(server.dir, 'backup-1');
@@ -761,7 +1013,8 @@ step('methods a path does not document are 404 or 405', async () => {
   const fill = (template) => template
     .replace('/v1/agents/{id}', `/v1/agents/${ctx.agent.id}`)
     .replace('/v1/conversations/{id}', `/v1/conversations/${ctx.conv.id}`)
-    .replace('/v1/admin/api-keys/{id}', `/v1/admin/api-keys/key_${UNKNOWN_UUID}`);
+    .replace('/v1/admin/api-keys/{id}', `/v1/admin/api-keys/key_${UNKNOWN_UUID}`)
+    .replace('/v1/webhooks/{id}', `/v1/webhooks/wh_${UNKNOWN_UUID}`);
   const paths = new Set([...Object.keys(DOC.paths),
     ...Object.keys(SERVER_ROUTES)]);
   for (const template of paths) {
@@ -784,6 +1037,7 @@ step('methods a path does not document are 404 or 405', async () => {
   // Paths that are no route at all.
   for (const p of ['/', '/v1', '/v1/admin', '/v1/messages', '/v2/agents',
     '/v1/admin/projections/other', '/v1/openapi.yaml', '/openapi.json',
+    `/v1/webhooks/wh_${UNKNOWN_UUID}/other`,
     `/v1/agents/${ctx.agent.id}/messages`]) {
     const res = await send('GET', p, { key: ADMIN });
     assert.equal(res.status, 404, `GET ${p}: ${res.status}`);
