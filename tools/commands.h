@@ -19,6 +19,8 @@ struct ServeFlags {
   unsigned threads = 2;
   int64_t read_timeout = 30;
   size_t max_connections = 10000;
+  int64_t webhook_timeout = 10;
+  std::string webhook_ca_file;
 };
 int RunServe(const ServeFlags& flags);
 

@@ -74,6 +74,20 @@ int main(int argc, char** argv) {
       ->envname("CONVSTORE_MAX_CONNECTIONS")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  serve_cmd
+      ->add_option("--webhook-timeout", serve.webhook_timeout,
+                   "Seconds a webhook receiver has to answer a delivery "
+                   "(connecting included); later is a failed attempt, "
+                   "retried")
+      ->envname("CONVSTORE_WEBHOOK_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{300}));
+  serve_cmd
+      ->add_option("--webhook-ca-file", serve.webhook_ca_file,
+                   "PEM file of CA certificates to trust for https webhook "
+                   "URLs, besides the system's (e.g. a private CA)")
+      ->envname("CONVSTORE_WEBHOOK_CA_FILE")
+      ->check(CLI::ExistingFile);
 
   CLI::App* events_cmd =
       cli.add_subcommand("events", "Read the event log (for analytics).");

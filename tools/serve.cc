@@ -52,6 +52,8 @@ int RunServe(const ServeFlags& f) {
   lk.token_ttl_s = f.token_ttl;
   lk.room_url_template = f.room_url_template;
   if (!f.admin_key.empty()) config.bootstrap_admin_key = f.admin_key;
+  config.webhook_timeout = std::chrono::seconds(f.webhook_timeout);
+  config.webhook_ca_file = f.webhook_ca_file;
   if (lk.dev_defaults) {
     spdlog::warn(
         "LiveKit is not configured (LIVEKIT_URL, LIVEKIT_API_KEY, "

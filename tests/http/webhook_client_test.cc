@@ -6,10 +6,6 @@
 #include "http/webhook_client.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -38,8 +34,11 @@ using std::chrono::milliseconds;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 using convstore::testing::Header;
+using convstore::testing::MakeSelfSignedCert;
 using convstore::testing::Receiver;
 using convstore::testing::Recorded;
+using convstore::testing::ServerContext;
+using convstore::testing::TestCert;
 
 // ------------------------------------------------------------ client side
 
@@ -310,71 +309,6 @@ TEST(WebhookClientTest, ManyConcurrentDeliveriesOnAThreadPool) {
 }
 
 // ------------------------------------------------------------ HTTPS
-
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-
-struct TestCert {
-  std::unique_ptr<EVP_PKEY, PkeyFree> key;
-  std::unique_ptr<X509, X509Free> cert;
-  std::string pem;
-};
-
-void AddExtension(X509* cert, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  ASSERT_NE(ext, nullptr) << value;
-  ASSERT_EQ(X509_add_ext(cert, ext, -1), 1);
-  X509_EXTENSION_free(ext);
-}
-
-// A self-signed P-256 certificate valid from an hour ago for a day, whose
-// subjectAltName is `san` (e.g. "IP:127.0.0.1,DNS:localhost").
-TestCert MakeSelfSignedCert(const char* san) {
-  TestCert out;
-  out.key.reset(EVP_EC_gen("P-256"));
-  EXPECT_NE(out.key, nullptr);
-  out.cert.reset(X509_new());
-  X509* x = out.cert.get();
-  X509_set_version(x, 2);  // v3
-  static long serial = 1;
-  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_set_pubkey(x, out.key.get());
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(
-      name, "CN", MBSTRING_ASC,
-      reinterpret_cast<const unsigned char*>("convstore webhook test"), -1, -1,
-      0);
-  X509_set_issuer_name(x, name);
-  AddExtension(x, NID_basic_constraints, "critical,CA:TRUE");
-  AddExtension(x, NID_subject_key_identifier, "hash");
-  AddExtension(x, NID_subject_alt_name, san);
-  EXPECT_GT(X509_sign(x, out.key.get(), EVP_sha256()), 0);
-
-  BIO* bio = BIO_new(BIO_s_mem());
-  EXPECT_EQ(PEM_write_bio_X509(bio, x), 1);
-  char* data = nullptr;
-  const long size = BIO_get_mem_data(bio, &data);
-  out.pem.assign(data, static_cast<size_t>(size));
-  BIO_free(bio);
-  return out;
-}
-
-// A TLS server context serving `cert`.
-std::unique_ptr<ssl::context> ServerContext(const TestCert& cert) {
-  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
-  EXPECT_EQ(SSL_CTX_use_certificate(ctx->native_handle(), cert.cert.get()), 1);
-  EXPECT_EQ(SSL_CTX_use_PrivateKey(ctx->native_handle(), cert.key.get()), 1);
-  return ctx;
-}
 
 std::string WriteFile(const convstore::testing::TempDir& dir,
                       const std::string& name, const std::string& contents) {

@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <regex>
@@ -856,6 +857,63 @@ TEST_F(WebhooksTest, UsersReceiveOnlyTheirOwnConversations) {
 }
 
 // Two attempts per delivery, each with 300 ms to be answered.
+// ------------------------------------------------------------ https
+
+// A receiver's own CA, written where the server is told to trust it.
+struct ReceiverCa {
+  ReceiverCa() : cert(MakeSelfSignedCert("IP:127.0.0.1")) {
+    path = (dir.path() / "receiver-ca.pem").string();
+    std::ofstream(path, std::ios::binary) << cert.pem;
+  }
+  TestCert cert;
+  TempDir dir;
+  std::string path;
+};
+
+http::AppConfig TrustingCa(const std::string& ca_file) {
+  http::AppConfig config = FastRetries();
+  config.webhook_ca_file = ca_file;  // convstore serve --webhook-ca-file
+  return config;
+}
+
+// The server trusts the system's CAs plus `--webhook-ca-file`.
+class HttpsWebhooksTest : private ReceiverCa, public WebhooksTest {
+ protected:
+  HttpsWebhooksTest() : WebhooksTest(TrustingCa(ReceiverCa::path)) {}
+  const TestCert& receiver_cert() const { return ReceiverCa::cert; }
+};
+
+TEST_F(HttpsWebhooksTest, DeliversOverHttpsToAReceiverWithATrustedCa) {
+  auto tls = ServerContext(receiver_cert());
+  Receiver receiver({.tls = tls.get()});
+  ASSERT_EQ(0u, receiver.url().rfind("https://", 0));
+  const json::object hook = Subscribe(receiver.url(), {"message.created"});
+  const std::string said =
+      Str(Say(client_, alice_, NewConversation(), "over TLS"), "id");
+  receiver.WaitFor(DistinctAtLeast(2), kWait);  // the system message too
+  const std::vector<Delivery> all = Deduped(Parse(receiver.requests()));
+  ASSERT_EQ(2u, all.size());
+  EXPECT_TRUE(IsSignedDelivery(all[1], Str(hook, "secret"), Str(hook, "id")));
+  EXPECT_EQ(said, Str(all[1].data(), "id"));
+}
+
+TEST_F(HttpsWebhooksTest, AReceiverWhoseCertificateIsNotTrustedGetsNothing) {
+  const TestCert stranger = MakeSelfSignedCert("IP:127.0.0.1");
+  auto tls = ServerContext(stranger);
+  Receiver receiver({.tls = tls.get()});
+  const json::object hook = Subscribe(receiver.url(), {"message.created"});
+  NewConversation();
+  const json::array attempts =
+      WaitForAttempts(client_, alice_, Str(hook, "id"),
+                      [](const json::array& a) { return a.size() >= 2; });
+  ASSERT_GE(attempts.size(), 2u);
+  for (const json::value& a : attempts) {
+    EXPECT_EQ("retrying", Str(a, "outcome")) << Json(a);
+    EXPECT_TRUE(a.at("status").is_null()) << Json(a);
+  }
+  EXPECT_EQ(0u, receiver.count());  // the handshake failed: no request
+}
+
 class WebhooksGiveUpTest : public WebhooksTest {
  protected:
   WebhooksGiveUpTest()

@@ -4,6 +4,9 @@
 // Thread-safe: any thread may read what it recorded while it keeps serving.
 #pragma once
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstddef>
@@ -86,5 +89,28 @@ class Receiver {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// ------------------------------------------------------------ TLS
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct X509Free {
+  void operator()(X509* p) const { X509_free(p); }
+};
+
+// A key and its self-signed certificate (its own CA), and the PEM of it for
+// a client to trust (WebhookRequest::ca_file, AppConfig::webhook_ca_file).
+struct TestCert {
+  std::unique_ptr<EVP_PKEY, PkeyFree> key;
+  std::unique_ptr<X509, X509Free> cert;
+  std::string pem;
+};
+
+// A self-signed P-256 certificate valid from an hour ago for a day, whose
+// subjectAltName is `san` (e.g. "IP:127.0.0.1,DNS:localhost").
+TestCert MakeSelfSignedCert(const char* san);
+// A TLS server context serving `cert` (ReceiverOptions::tls).
+std::unique_ptr<boost::asio::ssl::context> ServerContext(const TestCert& cert);
 
 }  // namespace convstore::testing
