@@ -79,6 +79,13 @@ int RunServe(const ServeFlags& f) {
     std::fflush(stdout);
   }
 
+  // Signals are caught before anyone can learn the port: a SIGTERM sent
+  // right after "listening on" must stop the server cleanly, not kill it.
+  boost::asio::io_context signals_ioc;
+  boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);
+  signals.async_wait([](const boost::system::error_code&, int sig) {
+    spdlog::info("signal {}: draining in-flight writes and stopping", sig);
+  });
   Server server(**app, options);
   auto port = server.Start();
   if (!port.ok()) {
@@ -87,11 +94,6 @@ int RunServe(const ServeFlags& f) {
   }
   spdlog::info("listening on http://{}:{}", options.host, *port);
 
-  boost::asio::io_context signals_ioc;
-  boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);
-  signals.async_wait([](const boost::system::error_code&, int sig) {
-    spdlog::info("signal {}: draining in-flight writes and stopping", sig);
-  });
   signals_ioc.run();
   server.Shutdown();
   app->reset();  // closes the log
