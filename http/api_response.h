@@ -54,9 +54,11 @@ struct ApiResponse {
   // When set, the body is sent chunked from this live source (SSE).
   std::shared_ptr<LiveBody> live;
   // Internal, never sent as such: the body's "token" was minted from this,
-  // and the body holds a secret "key" shown only once.
+  // and these members of the body hold secrets shown only once (an API
+  // key, a webhook's signing secret), so an idempotent replay leaves them
+  // out.
   std::optional<TokenSpec> token_spec;
-  bool body_has_secret_key = false;
+  std::vector<std::string> secret_fields;
 
   void AddHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -764,14 +764,13 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
         sr.location = *h;
       if (const std::string* h = outcome->FindHeader("ETag")) sr.etag = *h;
       sr.body = outcome->body;
-      if (outcome->token_spec || outcome->body_has_secret_key) {
+      if (outcome->token_spec || !outcome->secret_fields.empty()) {
         // Secrets are never stored: drop them from the kept body.
         json::value body = json::parse(outcome->body);
         body.as_object().erase("token");
         body.as_object().erase("expires_at");
-        if (outcome->body_has_secret_key) {
-          body.as_object().erase("key");
-          body.as_object().erase("secret");
+        for (const std::string& field : outcome->secret_fields) {
+          body.as_object().erase(field);
         }
         sr.body = json::serialize(body);
         sr.token = outcome->token_spec;
@@ -1180,7 +1179,7 @@ void App::Handlers::CreateApiKey(const RequestCtx& ctx, Respond respond) {
             app_.keys_->Create(batch, key, req.user_id, req.role, dctx.now_ms,
                                "key_" + dctx.new_uuid());
         ApiResponse r = JsonResponse(201, ApiKeyToJson(rec, &key));
-        r.body_has_secret_key = true;
+        r.secret_fields = {"key"};
         return r;
       },
       std::move(respond));
@@ -1247,7 +1246,7 @@ void App::Handlers::CreateWebhook(const RequestCtx& ctx, Respond respond) {
                                    "wh_" + dctx.new_uuid());
         std::string secret = app_.webhooks_->SigningSecret(rec.id);
         ApiResponse r = JsonResponse(201, WebhookToJson(rec, &secret));
-        r.body_has_secret_key = true;
+        r.secret_fields = {"secret"};
         r.AddHeader("Location", "/v1/webhooks/" + rec.id);
         return r;
       },
