@@ -1281,10 +1281,11 @@ void App::Handlers::DeleteWebhook(const RequestCtx& ctx, const std::string& id,
       ctx,
       [this, id](LogBatch& batch, const DecideContext& dctx,
                  const EventMeta&) -> Result<ApiResponse> {
-        CONVSTORE_RETURN_IF_ERROR(
-            LoadVisibleWebhook(*app_.webhooks_, id, dctx.actor, &batch)
-                .status());
-        app_.webhooks_->Delete(batch, id);
+        WebhookRecord record;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            record,
+            LoadVisibleWebhook(*app_.webhooks_, id, dctx.actor, &batch));
+        app_.webhooks_->Delete(batch, record);
         ApiResponse r;
         r.status = 204;
         r.content_type.clear();

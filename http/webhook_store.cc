@@ -12,12 +12,19 @@ namespace {
 
 namespace json = boost::json;
 
+// "w" + id -> the record; "u" + user id + "/" + id -> "" (a user's list).
 constexpr char kWebhooksCf[] = "webhooks";
 // Checkpoints ("c" + id) and the master secret (kMasterKey).
 constexpr char kStateCf[] = "webhook_state";
 // id + '/' + 8-byte big-endian attempt number.
 constexpr char kAttemptsCf[] = "webhook_attempts";
 constexpr char kMasterKey[] = "master_secret";
+
+std::string RecordKey(std::string_view id) { return "w" + std::string(id); }
+
+std::string UserKey(std::string_view user_id, std::string_view id) {
+  return "u" + std::string(user_id) + "/" + std::string(id);
+}
 
 std::string CheckpointKey(std::string_view id) { return "c" + std::string(id); }
 
@@ -158,25 +165,27 @@ WebhookRecord WebhookStore::Create(LogBatch& batch,
   r.events = request.events;
   r.description = request.description;
   r.created_at_ms = now_ms;
-  batch.Put(webhooks_, r.id, EncodeRecord(r));
+  batch.Put(webhooks_, RecordKey(r.id), EncodeRecord(r));
+  batch.Put(webhooks_, UserKey(r.user_id, r.id), "");
   batch.Put(state_, CheckpointKey(r.id), EncodePositionKey(batch.head() + 1));
   return r;
 }
 
-void WebhookStore::Delete(LogBatch& batch, std::string_view id) const {
-  batch.Delete(webhooks_, id);
-  batch.Delete(state_, CheckpointKey(id));
+void WebhookStore::Delete(LogBatch& batch, const WebhookRecord& record) const {
+  batch.Delete(webhooks_, RecordKey(record.id));
+  batch.Delete(webhooks_, UserKey(record.user_id, record.id));
+  batch.Delete(state_, CheckpointKey(record.id));
 }
 
 Result<std::optional<WebhookRecord>> WebhookStore::Get(
     std::string_view id, const LogBatch* batch) const {
   std::optional<std::string> raw;
   if (batch != nullptr) {
-    CONVSTORE_ASSIGN_OR_RETURN(raw, batch->Get(webhooks_, id));
+    CONVSTORE_ASSIGN_OR_RETURN(raw, batch->Get(webhooks_, RecordKey(id)));
   } else {
     std::string value;
-    rocksdb::Status s =
-        log_->db()->Get(rocksdb::ReadOptions(), webhooks_, id, &value);
+    rocksdb::Status s = log_->db()->Get(rocksdb::ReadOptions(), webhooks_,
+                                        RecordKey(id), &value);
     if (!s.ok() && !s.IsNotFound()) return FromRocksStatus(s, "read webhook");
     if (s.ok()) raw = std::move(value);
   }
@@ -188,13 +197,23 @@ Result<std::optional<WebhookRecord>> WebhookStore::Get(
 
 Result<std::vector<WebhookRecord>> WebhookStore::List(
     std::optional<std::string_view> user_id) const {
+  // A user's list is read through its index; everyone's from the records.
+  const std::string prefix = user_id ? UserKey(*user_id, "") : RecordKey("");
   std::vector<WebhookRecord> out;
   std::unique_ptr<rocksdb::Iterator> it(
       log_->db()->NewIterator(rocksdb::ReadOptions(), webhooks_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    WebhookRecord r;
-    CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(it->value().ToStringView()));
-    if (!user_id || r.user_id == *user_id) out.push_back(std::move(r));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    if (!user_id) {
+      WebhookRecord r;
+      CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(it->value().ToStringView()));
+      out.push_back(std::move(r));
+      continue;
+    }
+    std::optional<WebhookRecord> r;
+    CONVSTORE_ASSIGN_OR_RETURN(
+        r, Get(it->key().ToStringView().substr(prefix.size())));
+    if (r) out.push_back(std::move(*r));
   }
   if (!it->status().ok()) return FromRocksStatus(it->status(), "list webhooks");
   return out;

@@ -69,10 +69,11 @@ class WebhookStore {
   WebhookRecord Create(LogBatch& batch, const CreateWebhookRequest& request,
                        const std::string& user_id, int64_t now_ms,
                        std::string id) const;
-  void Delete(LogBatch& batch, std::string_view id) const;
+  void Delete(LogBatch& batch, const WebhookRecord& record) const;
   Result<std::optional<WebhookRecord>> Get(
       std::string_view id, const LogBatch* batch = nullptr) const;
-  // Every subscription (`user_id` nullopt) or one user's, oldest first.
+  // Every subscription (`user_id` nullopt) or one user's (read through an
+  // index, not a scan of everyone's), oldest first.
   Result<std::vector<WebhookRecord>> List(
       std::optional<std::string_view> user_id = std::nullopt) const;
 
