@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -76,6 +77,27 @@ TEST(ServeFlagsTest, WebhookTimeoutBoundsASlowReceiver) {
   EXPECT_TRUE(attempts[0].at("status").is_null()) << Json(attempts);
   EXPECT_GE(U64(attempts[0], "duration_ms"), 900u) << Json(attempts);
   EXPECT_LT(U64(attempts[0], "duration_ms"), 3000u) << Json(attempts);
+}
+
+TEST(ServeFlagsTest, BadWebhookSettingsRefuseToStartAndSayWhy) {
+  TempDir dir;
+  const std::string data = (dir.path() / "data").string();
+  CommandResult missing_ca =
+      RunConvstore({"serve", "--listen", "127.0.0.1:0", "--data-dir", data,
+                    "--webhook-ca-file", (dir.path() / "nope.pem").string()});
+  EXPECT_NE(0, missing_ca.exit_code) << Describe(missing_ca);
+  EXPECT_NE(std::string::npos, missing_ca.err.find("--webhook-ca-file"))
+      << Describe(missing_ca);
+  for (const char* seconds : {"0", "301", "ten"}) {
+    CommandResult bad_timeout =
+        RunConvstore({"serve", "--listen", "127.0.0.1:0", "--data-dir", data},
+                     {{"CONVSTORE_WEBHOOK_TIMEOUT", seconds}});
+    EXPECT_NE(0, bad_timeout.exit_code) << Describe(bad_timeout);
+    EXPECT_NE(std::string::npos, bad_timeout.err.find("--webhook-timeout"))
+        << Describe(bad_timeout);
+  }
+  // Nothing was started on the way: no store was created.
+  EXPECT_FALSE(std::filesystem::exists(data));
 }
 
 }  // namespace
