@@ -1,7 +1,5 @@
 #include "http/api_keys.h"
 
-#include <openssl/rand.h>
-
 #include <array>
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
@@ -12,6 +10,7 @@
 
 #include "core/encoding.h"
 #include "core/ids.h"
+#include "eventlog/random.h"
 #include "http/stored_record.h"
 
 namespace convstore::http {
@@ -46,27 +45,6 @@ Result<ApiKeyRecord> DecodeRecord(std::string_view bytes) {
   r.created_at_ms = IntField(o, "created_at").value_or(0);
   r.revoked_at_ms = IntField(o, "revoked_at");
   return r;
-}
-
-void RandomBytes(unsigned char* out, size_t n) {
-  if (RAND_bytes(out, static_cast<int>(n)) != 1) {
-    // Without entropy we cannot mint ids or keys safely; this is fatal.
-    throw std::runtime_error("RAND_bytes failed");
-  }
-}
-
-// Random bits for ids, from the same CSPRNG drawn 1 KiB at a time: one
-// RAND_bytes call (its locks and fork check cost far more than the bytes)
-// per hundred ids instead of one per id. Keys still draw directly.
-void IdRandomBytes(unsigned char* out, size_t n) {
-  thread_local std::array<unsigned char, 1024> pool;
-  thread_local size_t used = pool.size();
-  if (pool.size() - used < n) {
-    RandomBytes(pool.data(), pool.size());
-    used = 0;
-  }
-  std::memcpy(out, pool.data() + used, n);
-  used += n;
 }
 
 }  // namespace
@@ -202,7 +180,7 @@ json::object ApiKeyToJson(const ApiKeyRecord& r, const std::string* plaintext) {
 
 std::string NewApiKeyText() {
   std::array<unsigned char, 32> bytes;
-  RandomBytes(bytes.data(), bytes.size());
+  SecureRandomBytes(bytes.data(), bytes.size());
   return "csk_" +
          Base64UrlEncode(std::string_view(
              reinterpret_cast<const char*>(bytes.data()), bytes.size()));
@@ -217,7 +195,7 @@ std::string NewUuid(int64_t now_ms) {
   static int64_t last_ms = -1;
   static uint16_t counter = 0;
   std::array<uint8_t, 10> random;
-  IdRandomBytes(random.data(), random.size());
+  PooledRandomBytes(random.data(), random.size());
   int64_t ms;
   uint16_t seq;
   {

@@ -1,0 +1,89 @@
+#include "core/data_key.h"
+
+#include <openssl/evp.h>
+
+#include <memory>
+
+#include "core/model.h"
+
+namespace convstore {
+namespace {
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+
+// One context per thread, reset by each Init: creating one per call costs
+// more than sealing a short message.
+EVP_CIPHER_CTX* ThreadCipherCtx() {
+  thread_local CipherCtx ctx(EVP_CIPHER_CTX_new());
+  return ctx.get();
+}
+
+const unsigned char* Bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+}  // namespace
+
+std::string SealWithDataKey(const DataKey& key, const DataNonce& nonce,
+                            std::string_view aad, std::string_view plaintext) {
+  std::string out(kDataNonceBytes + plaintext.size() + kDataTagBytes, '\0');
+  auto* dst = reinterpret_cast<unsigned char*>(out.data());
+  std::copy(nonce.begin(), nonce.end(), dst);
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
+  int len = 0;
+  // With a valid key, nonce and buffers, AES-GCM encryption cannot fail.
+  EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nonce.data());
+  EVP_EncryptUpdate(ctx, nullptr, &len, Bytes(aad),
+                    static_cast<int>(aad.size()));
+  EVP_EncryptUpdate(ctx, dst + kDataNonceBytes, &len, Bytes(plaintext),
+                    static_cast<int>(plaintext.size()));
+  EVP_EncryptFinal_ex(ctx, dst + kDataNonceBytes + len, &len);
+  EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kDataTagBytes,
+                      dst + kDataNonceBytes + plaintext.size());
+  return out;
+}
+
+Result<std::string> OpenWithDataKey(const DataKey& key, std::string_view aad,
+                                    std::string_view sealed) {
+  const Status bad =
+      Status::Corruption("sealed payload does not open with its data key");
+  if (sealed.size() < kDataNonceBytes + kDataTagBytes) return bad;
+  const size_t n = sealed.size() - kDataNonceBytes - kDataTagBytes;
+  std::string out(n, '\0');
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
+  int len = 0;
+  bool ok =
+      EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(),
+                         Bytes(sealed)) == 1 &&
+      EVP_DecryptUpdate(ctx, nullptr, &len, Bytes(aad),
+                        static_cast<int>(aad.size())) == 1 &&
+      EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &len,
+                        Bytes(sealed) + kDataNonceBytes,
+                        static_cast<int>(n)) == 1 &&
+      // The tag is only read here; OpenSSL's API takes a non-const pointer.
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kDataTagBytes,
+                          const_cast<unsigned char*>(
+                              Bytes(sealed) + kDataNonceBytes + n)) == 1 &&
+      EVP_DecryptFinal_ex(
+          ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+  if (!ok) return bad;
+  return out;
+}
+
+std::string DataKeySubjectOf(std::string_view stream) {
+  for (auto [prefix, tag] :
+       {std::pair{ConversationStream(""), 'c'},
+        std::pair{MessagesStream(""), 'c'}, std::pair{AgentStream(""), 'a'}}) {
+    if (stream.size() > prefix.size() && stream.starts_with(prefix)) {
+      std::string subject(1, tag);
+      subject.append(stream.substr(prefix.size()));
+      return subject;
+    }
+  }
+  return {};
+}
+
+}  // namespace convstore

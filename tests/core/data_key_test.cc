@@ -1,0 +1,61 @@
+// Spec for core/data_key.h: AES-256-GCM sealing of payloads with a
+// subject's data key, and which streams have a subject. No I/O.
+#include "core/data_key.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace convstore {
+namespace {
+
+const DataKey kKey = {0x11, 0x22, 0x33};
+const DataNonce kNonce = {0x01, 0x02};
+
+TEST(DataKeyTest, SealedBytesOpenWithTheSameKeyAndAad) {
+  const std::string sealed =
+      SealWithDataKey(kKey, kNonce, "position+stream", "hello, world");
+  ASSERT_EQ(kDataNonceBytes + 12 + kDataTagBytes, sealed.size());
+  EXPECT_EQ(std::string::npos, sealed.find("hello")) << "not in the clear";
+  auto opened = OpenWithDataKey(kKey, "position+stream", sealed);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ("hello, world", *opened);
+}
+
+TEST(DataKeyTest, AnotherKeyAnotherAadOrAChangedByteDoesNotOpen) {
+  const std::string sealed = SealWithDataKey(kKey, kNonce, "aad", "secret");
+  DataKey other = kKey;
+  other[31] ^= 1;
+  EXPECT_EQ(ErrorKind::kCorruption,
+            OpenWithDataKey(other, "aad", sealed).status().kind());
+  EXPECT_EQ(ErrorKind::kCorruption,
+            OpenWithDataKey(kKey, "aaD", sealed).status().kind());
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    std::string changed = sealed;
+    changed[i] ^= 0x40;
+    EXPECT_EQ(ErrorKind::kCorruption,
+              OpenWithDataKey(kKey, "aad", changed).status().kind())
+        << "byte " << i;
+  }
+  EXPECT_EQ(ErrorKind::kCorruption,
+            OpenWithDataKey(kKey, "aad", sealed.substr(0, 20)).status().kind());
+}
+
+TEST(DataKeyTest, AnEmptyPlaintextSealsAndOpens) {
+  const std::string sealed = SealWithDataKey(kKey, kNonce, "", "");
+  auto opened = OpenWithDataKey(kKey, "", sealed);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ("", *opened);
+}
+
+TEST(DataKeyTest, AConversationsTwoStreamsShareOneSubjectAndAgentsHaveTheirs) {
+  EXPECT_EQ("cconv-1", DataKeySubjectOf("conversation-conv-1"));
+  EXPECT_EQ("cconv-1", DataKeySubjectOf("messages-conv-1"));
+  EXPECT_EQ("a0190", DataKeySubjectOf("agent-0190"));
+  EXPECT_EQ("", DataKeySubjectOf("conversation-"));
+  EXPECT_EQ("", DataKeySubjectOf("erasures"));
+  EXPECT_EQ("", DataKeySubjectOf(""));
+}
+
+}  // namespace
+}  // namespace convstore
