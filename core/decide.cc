@@ -95,6 +95,24 @@ Result<Decision<Agent>> DecideDeleteAgent(
   return d;
 }
 
+Result<Decision<Conversation>> DecideEraseConversation(
+    const std::optional<Versioned<Conversation>>& current,
+    const std::optional<IfMatch>& if_match, ErasureReason reason,
+    const DecideContext& ctx) {
+  CONVSTORE_RETURN_IF_ERROR(
+      CheckAccess(current.has_value(), current ? current->value.created_by : "",
+                  ctx.actor, "Conversation"));
+  CONVSTORE_RETURN_IF_ERROR(CheckIfMatch(if_match, current->revision));
+  Decision<Conversation> d;
+  d.events.push_back(
+      {ConversationStream(current->value.id),
+       static_cast<int64_t>(current->revision),
+       ConversationErased{current->value.id, reason, ctx.now_ms}});
+  d.revision = current->revision + 1;
+  d.result = current->value;
+  return d;
+}
+
 Result<Decision<Conversation>> DecideCreateConversation(
     const CreateConversationRequest& request,
     const std::optional<Versioned<Agent>>& agent, const DecideContext& ctx) {

@@ -65,6 +65,12 @@ Result<Decision<Conversation>> DecideUpdateConversation(
     const UpdateConversationRequest& request,
     const std::optional<Versioned<Conversation>>& current,
     const std::optional<IfMatch>& if_match, const DecideContext& ctx);
+// Erases a conversation and its messages (owner or admin): one
+// ConversationErased event, which destroys the conversation's data key.
+Result<Decision<Conversation>> DecideEraseConversation(
+    const std::optional<Versioned<Conversation>>& current,
+    const std::optional<IfMatch>& if_match, ErasureReason reason,
+    const DecideContext& ctx);
 Result<Decision<Message>> DecideAppendMessage(
     const AppendMessageRequest& request,
     const std::optional<Versioned<Conversation>>& conversation,

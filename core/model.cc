@@ -26,6 +26,18 @@ std::string_view ToString(MessageRole role) {
   return "user";
 }
 
+std::string_view ToString(ErasureReason reason) {
+  switch (reason) {
+    case ErasureReason::kDeleted:
+      return "deleted";
+    case ErasureReason::kUserErased:
+      return "user_erased";
+    case ErasureReason::kRetention:
+      return "retention";
+  }
+  return "deleted";
+}
+
 std::optional<ConversationStatus> ParseConversationStatus(std::string_view s) {
   if (s == "active") return ConversationStatus::kActive;
   if (s == "completed") return ConversationStatus::kCompleted;
@@ -57,6 +69,9 @@ std::string_view EventTypeName(const EventPayload& payload) {
     std::string_view operator()(const MessageAppended&) {
       return "MessageAppended";
     }
+    std::string_view operator()(const ConversationErased&) {
+      return "ConversationErased";
+    }
   };
   return std::visit(Visitor{}, payload);
 }
@@ -80,6 +95,9 @@ std::string_view ConversationIdOf(const EventPayload& payload) {
     }
     std::string_view operator()(const MessageAppended& p) const {
       return p.message.conversation_id;
+    }
+    std::string_view operator()(const ConversationErased& p) const {
+      return p.conversation_id;
     }
     std::string_view operator()(const AgentCreated&) const { return {}; }
     std::string_view operator()(const AgentUpdated&) const { return {}; }

@@ -107,11 +107,27 @@ struct MessageAppended {
   Message message;
   bool operator==(const MessageAppended&) const = default;
 };
+// Why a conversation was erased.
+enum class ErasureReason : uint8_t {
+  kDeleted = 0,     // DELETE /v1/conversations/{id}
+  kUserErased = 1,  // DELETE /v1/admin/users/{user_id}
+  kRetention = 2,   // serve --retention-days
+};
+std::string_view ToString(ErasureReason reason);
+// The conversation is gone: its read-model rows are deleted and its data key
+// destroyed, so its earlier events' payloads can no longer be read. Holds no
+// personal data (the actor is in the envelope).
+struct ConversationErased {
+  std::string conversation_id;
+  ErasureReason reason = ErasureReason::kDeleted;
+  int64_t erased_at_ms = 0;
+  bool operator==(const ConversationErased&) const = default;
+};
 
 using EventPayload =
     std::variant<AgentCreated, AgentUpdated, AgentDeleted, ConversationCreated,
                  ConversationUpdated, ConversationStatusChanged,
-                 MessageAppended>;
+                 MessageAppended, ConversationErased>;
 
 std::string_view EventTypeName(const EventPayload& payload);
 // The conversation an event is about; empty for agent events.
@@ -140,6 +156,9 @@ struct RecordedEvent {
   int64_t recorded_at_ms = 0;
   std::string actor;
   std::string idempotency_key;
+  // True when the payload's data key was destroyed (its subject erased):
+  // `payload` then holds an empty value of the event's type.
+  bool erased = false;
   EventPayload payload;
 };
 

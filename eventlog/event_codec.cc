@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "core/data_key.h"
 #include "eventlog/events_generated.h"
 
 namespace convstore {
@@ -141,7 +142,47 @@ struct PayloadBuilder {
                m.created_at_ms)
         .Union();
   }
+  Offset<void> operator()(const ConversationErased& e) {
+    type = fbs::Payload::ConversationErased;
+    return fbs::CreateConversationErased(
+               b, b.CreateString(e.conversation_id),
+               static_cast<fbs::ErasureReason>(e.reason), e.erased_at_ms)
+        .Union();
+  }
 };
+
+// The union's members are in the variant's order (type = index + 1), which
+// lets an erased event keep its type with an empty value.
+static_assert(static_cast<size_t>(fbs::Payload::MAX) ==
+              std::variant_size_v<EventPayload>);
+
+template <size_t... I>
+void EmplaceEmpty(EventPayload& payload, size_t index,
+                  std::index_sequence<I...>) {
+  ((index == I ? (void)payload.template emplace<I>() : void()), ...);
+}
+
+Status EmptyPayloadOfType(fbs::Payload type, EventPayload& out) {
+  const auto t = static_cast<size_t>(type);
+  if (t == 0 || t > std::variant_size_v<EventPayload>) {
+    return Status::Corruption("erased event has an unknown payload type " +
+                              std::to_string(t));
+  }
+  EmplaceEmpty(out, t - 1,
+               std::make_index_sequence<std::variant_size_v<EventPayload>>());
+  return Status();
+}
+
+// What a sealed payload is authenticated with: its position and stream, so
+// sealed bytes moved to another event do not open.
+std::string SealAad(uint64_t position, std::string_view stream) {
+  std::string aad(8, '\0');
+  for (int i = 7; i >= 0; --i, position >>= 8) {
+    aad[i] = static_cast<char>(position & 0xff);
+  }
+  aad.append(stream);
+  return aad;
+}
 
 Status MissingPayload() {
   return Status::Corruption("event names a payload type but holds no payload");
@@ -236,6 +277,17 @@ Status ReadPayload(const fbs::EventEnvelope& env, EventPayload& out) {
       m.created_at_ms = e->created_at_ms();
       return Status();
     }
+    case fbs::Payload::ConversationErased: {
+      const auto* e = env.payload_as_ConversationErased();
+      if (e == nullptr) return MissingPayload();
+      ConversationErased& c = Reuse<ConversationErased>(out);
+      ReadStr(e->id(), c.conversation_id);
+      const auto reason = static_cast<uint8_t>(e->reason());
+      c.reason = reason <= 2 ? static_cast<ErasureReason>(reason)
+                             : ErasureReason::kDeleted;
+      c.erased_at_ms = e->erased_at_ms();
+      return Status();
+    }
     default:
       return Status::Corruption(
           "event has an unknown payload type " +
@@ -243,14 +295,65 @@ Status ReadPayload(const fbs::EventEnvelope& env, EventPayload& out) {
   }
 }
 
+bool Aligned(std::string_view bytes) {
+  return reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0;
+}
+
+// FlatBuffers reads scalars in place, so a buffer must be aligned as it was
+// built (8 bytes at most); RocksDB hands out values at any address. Returns
+// `bytes`, or an aligned copy of it in `buffer`.
+std::string_view AlignedView(std::string_view bytes,
+                             std::vector<uint64_t>& buffer) {
+  if (Aligned(bytes)) return bytes;
+  const size_t words = bytes.size() / sizeof(uint64_t) + 1;
+  if (buffer.size() < words) buffer.resize(words);
+  std::memcpy(buffer.data(), bytes.data(), bytes.size());
+  return std::string_view(reinterpret_cast<const char*>(buffer.data()),
+                          bytes.size());
+}
+
+const fbs::EventEnvelope* VerifiedEnvelope(std::string_view aligned) {
+  const auto* data = reinterpret_cast<const uint8_t*>(aligned.data());
+  flatbuffers::Verifier verifier(data, aligned.size());
+  if (!fbs::VerifyEventEnvelopeBuffer(verifier)) return nullptr;
+  return fbs::GetEventEnvelope(data);
+}
+
+// Opens a sealed payload with its subject's key, or marks the event erased
+// when the key is gone.
+Status ReadSealedPayload(const fbs::EventEnvelope& env, RecordedEvent& e,
+                         const DataKeyLookup* keys,
+                         std::vector<uint64_t>& buffer) {
+  std::optional<DataKey> key;
+  if (keys != nullptr) {
+    CONVSTORE_ASSIGN_OR_RETURN(key, (*keys)(DataKeySubjectOf(e.stream)));
+  }
+  if (!key) {
+    e.erased = true;
+    return EmptyPayloadOfType(env.payload_type(), e.payload);
+  }
+  const auto* sealed = env.sealed_payload();
+  std::string plain;
+  CONVSTORE_ASSIGN_OR_RETURN(
+      plain, OpenWithDataKey(
+                 *key, SealAad(e.position, e.stream),
+                 std::string_view(reinterpret_cast<const char*>(sealed->data()),
+                                  sealed->size())));
+  const fbs::EventEnvelope* inner =
+      VerifiedEnvelope(AlignedView(plain, buffer));
+  if (inner == nullptr || inner->payload_type() != env.payload_type()) {
+    return Status::Corruption("sealed payload does not verify");
+  }
+  return ReadPayload(*inner, e.payload);
+}
+
 // Verifies and reads `bytes`, which must be 8-byte aligned, into `e`.
-Status DecodeAligned(std::string_view bytes, RecordedEvent& e) {
-  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  flatbuffers::Verifier verifier(data, bytes.size());
-  if (!fbs::VerifyEventEnvelopeBuffer(verifier)) {
+Status DecodeAligned(std::string_view bytes, RecordedEvent& e,
+                     const DataKeyLookup* keys, std::vector<uint64_t>& buffer) {
+  const fbs::EventEnvelope* env = VerifiedEnvelope(bytes);
+  if (env == nullptr) {
     return Status::Corruption("event bytes do not verify as an EventEnvelope");
   }
-  const fbs::EventEnvelope* env = fbs::GetEventEnvelope(data);
   e.position = env->position();
   ReadStr(env->stream(), e.stream);
   e.revision = env->revision();
@@ -258,62 +361,76 @@ Status DecodeAligned(std::string_view bytes, RecordedEvent& e) {
   e.recorded_at_ms = env->recorded_at_ms();
   ReadStr(env->actor(), e.actor);
   ReadStr(env->idempotency_key(), e.idempotency_key);
+  e.erased = false;
+  if (env->sealed_payload() != nullptr) {
+    return ReadSealedPayload(*env, e, keys, buffer);
+  }
   return ReadPayload(*env, e.payload);
 }
 
-bool Aligned(std::string_view bytes) {
-  return reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0;
+size_t SizeHint(const RecordedEvent& event) {
+  if (auto* m = std::get_if<MessageAppended>(&event.payload)) {
+    return 256 + m->message.content.size();
+  }
+  return 256;
+}
+
+std::string BufferBytes(const FlatBufferBuilder& b) {
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()),
+                     b.GetSize());
 }
 
 }  // namespace
 
-std::string EncodeEvent(const RecordedEvent& event) {
-  FlatBufferBuilder b(256 + [&] {
-    if (auto* m = std::get_if<MessageAppended>(&event.payload)) {
-      return m->message.content.size();
-    }
-    return size_t{0};
-  }());
+std::string EncodeEvent(const RecordedEvent& event, const PayloadSeal* seal) {
+  FlatBufferBuilder b(SizeHint(event));
   PayloadBuilder pb{b};
-  Offset<void> payload = std::visit(pb, event.payload);
+  Offset<void> payload;
+  Offset<flatbuffers::Vector<uint8_t>> sealed;
+  if (seal == nullptr) {
+    payload = std::visit(pb, event.payload);
+  } else {
+    // The payload alone, in an envelope of its own, sealed.
+    FlatBufferBuilder inner(SizeHint(event));
+    PayloadBuilder ipb{inner};
+    Offset<void> inner_payload = std::visit(ipb, event.payload);
+    fbs::EventEnvelopeBuilder eb(inner);
+    eb.add_payload_type(ipb.type);
+    eb.add_payload(inner_payload);
+    fbs::FinishEventEnvelopeBuffer(inner, eb.Finish());
+    const std::string sealed_bytes = SealWithDataKey(
+        seal->key, seal->nonce, SealAad(event.position, event.stream),
+        BufferBytes(inner));
+    sealed =
+        b.CreateVector(reinterpret_cast<const uint8_t*>(sealed_bytes.data()),
+                       sealed_bytes.size());
+    pb.type = ipb.type;
+  }
   auto env = fbs::CreateEventEnvelope(
       b, event.position, b.CreateString(event.stream), event.revision,
       b.CreateString(event.event_id), event.recorded_at_ms,
       b.CreateString(event.actor),
       event.idempotency_key.empty() ? Offset<flatbuffers::String>()
                                     : b.CreateString(event.idempotency_key),
-      pb.type, payload);
+      pb.type, payload, sealed);
   fbs::FinishEventEnvelopeBuffer(b, env);
-  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()),
-                     b.GetSize());
+  return BufferBytes(b);
 }
 
-Result<RecordedEvent> DecodeEvent(std::string_view bytes) {
-  // FlatBuffers reads scalars in place, so the buffer must be aligned as it
-  // was built (8 bytes at most); RocksDB hands out values at any address.
-  std::unique_ptr<uint64_t[]> aligned;
-  if (!Aligned(bytes)) {
-    aligned.reset(new uint64_t[bytes.size() / sizeof(uint64_t) + 1]);
-    std::memcpy(aligned.get(), bytes.data(), bytes.size());
-    bytes = std::string_view(reinterpret_cast<const char*>(aligned.get()),
-                             bytes.size());
-  }
+Result<RecordedEvent> DecodeEvent(std::string_view bytes,
+                                  const DataKeyLookup* keys) {
+  std::vector<uint64_t> buffer;
   RecordedEvent e;
-  CONVSTORE_RETURN_IF_ERROR(DecodeAligned(bytes, e));
+  CONVSTORE_RETURN_IF_ERROR(
+      DecodeAligned(AlignedView(bytes, buffer), e, keys, buffer));
   return e;
 }
 
-Status EventDecoder::Decode(std::string_view bytes, RecordedEvent& event) {
-  // As DecodeEvent: an aligned copy of unaligned input, here in a buffer
-  // kept from one event to the next.
-  if (!Aligned(bytes)) {
-    const size_t words = bytes.size() / sizeof(uint64_t) + 1;
-    if (aligned_.size() < words) aligned_.resize(words);
-    std::memcpy(aligned_.data(), bytes.data(), bytes.size());
-    bytes = std::string_view(reinterpret_cast<const char*>(aligned_.data()),
-                             bytes.size());
-  }
-  return DecodeAligned(bytes, event);
+Status EventDecoder::Decode(std::string_view bytes, RecordedEvent& event,
+                            const DataKeyLookup* keys) {
+  // As DecodeEvent, with buffers kept from one event to the next.
+  return DecodeAligned(AlignedView(bytes, aligned_), event, keys,
+                       opened_aligned_);
 }
 
 }  // namespace convstore

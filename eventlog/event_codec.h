@@ -4,17 +4,35 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/data_key.h"
 #include "core/model.h"
 #include "core/status.h"
 
 namespace convstore {
 
-std::string EncodeEvent(const RecordedEvent& event);
-Result<RecordedEvent> DecodeEvent(std::string_view bytes);
+// The key and a fresh nonce a payload is sealed with (core/data_key.h).
+struct PayloadSeal {
+  DataKey key;
+  DataNonce nonce;
+};
+// A subject's data key (DataKeySubjectOf), or nullopt once it was destroyed.
+using DataKeyLookup =
+    std::function<Result<std::optional<DataKey>>(std::string_view subject)>;
+
+// With a seal, the payload is stored sealed (its type stays readable).
+std::string EncodeEvent(const RecordedEvent& event,
+                        const PayloadSeal* seal = nullptr);
+// A sealed payload is opened with the key `keys` gives for its stream's
+// subject. Without `keys`, or when the key is gone, the event decodes with
+// erased = true and an empty payload of its type.
+Result<RecordedEvent> DecodeEvent(std::string_view bytes,
+                                  const DataKeyLookup* keys = nullptr);
 
 // Decodes many events, one after another, into one RecordedEvent, reusing
 // its strings and its own aligned copy buffer: no allocation per event once
@@ -23,10 +41,12 @@ Result<RecordedEvent> DecodeEvent(std::string_view bytes);
 class EventDecoder {
  public:
   // On error `event` holds unspecified (but valid) values.
-  Status Decode(std::string_view bytes, RecordedEvent& event);
+  Status Decode(std::string_view bytes, RecordedEvent& event,
+                const DataKeyLookup* keys = nullptr);
 
  private:
   std::vector<uint64_t> aligned_;
+  std::vector<uint64_t> opened_aligned_;  // for opened sealed payloads
 };
 
 }  // namespace convstore

@@ -31,6 +31,7 @@ class Members {
     Next(key).emplace_uint64() = v;
   }
   void Null(std::string_view key) { Next(key).emplace_null(); }
+  void Bool(std::string_view key, bool b) { Next(key).emplace_bool() = b; }
   void Str(std::string_view key, std::string_view s) {
     json::value& v = Next(key);
     if (json::string* str = v.if_string()) {
@@ -131,6 +132,12 @@ struct PayloadJson {
     m.Str("content", msg.content);
     m.Str("created_at", Rfc3339Millis(msg.created_at_ms).view());
   }
+  void operator()(const ConversationErased& e) {
+    Members m(o);
+    m.Str("conversation_id", e.conversation_id);
+    m.Str("reason", ToString(e.reason));
+    m.Str("erased_at", Rfc3339Millis(e.erased_at_ms).view());
+  }
 };
 
 // EventPayloadToJson(payload), into `o` (see Members).
@@ -153,7 +160,12 @@ void SetEventJson(const RecordedEvent& e, json::object& o) {
   } else {
     m.Str("idempotency_key", e.idempotency_key);
   }
-  SetPayloadJson(e.payload, m.ObjectRef("payload"));
+  if (e.erased) {
+    // The payload's data key is gone: the envelope is all there is.
+    m.Bool("erased", true);
+  } else {
+    SetPayloadJson(e.payload, m.ObjectRef("payload"));
+  }
 }
 
 }  // namespace
@@ -250,9 +262,11 @@ void EventTextWriter::AppendCsvRow(const RecordedEvent& e) {
   text_.Append(Rfc3339Millis(e.recorded_at_ms).view());
   field(e.actor);
   field(e.idempotency_key);
-  SetPayloadJson(e.payload, payload_);
   payload_text_.size = 0;
-  Serialize(payload_, payload_text_);
+  if (!e.erased) {  // an erased event's payload field is empty
+    SetPayloadJson(e.payload, payload_);
+    Serialize(payload_, payload_text_);
+  }
   field(std::string_view(payload_text_.bytes.data(), payload_text_.size));
   text_.Append("\r\n");
 }

@@ -1,6 +1,8 @@
 // The JSON form of an event envelope, shared by `convstore events export`
 // and GET /v1/admin/events: {position, stream, revision, event_id, type,
-// recorded_at, actor, idempotency_key, payload}. Byte-stable; pure.
+// recorded_at, actor, idempotency_key, payload}, or for an erased event
+// (its subject's data key destroyed) {..., idempotency_key, erased: true}
+// with no payload. Byte-stable; pure.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -16,7 +18,8 @@ namespace convstore {
 boost::json::object EventPayloadToJson(const EventPayload& payload);
 boost::json::object EventToJson(const RecordedEvent& event);
 
-// CSV header and one row (RFC 4180 quoting; payload as a JSON string).
+// CSV header and one row (RFC 4180 quoting; payload as a JSON string, empty
+// for an erased event).
 std::string EventCsvHeader();
 std::string EventToCsvRow(const RecordedEvent& event);
 

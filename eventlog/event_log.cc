@@ -14,12 +14,40 @@
 #include <set>
 
 #include "eventlog/event_codec.h"
+#include "eventlog/random.h"
 
 namespace convstore {
 namespace {
 
 constexpr char kEventsCf[] = "events";    // position -> EventEnvelope
 constexpr char kStreamsCf[] = "streams";  // stream -> current revision
+// subject (DataKeySubjectOf) -> its 32-byte data key, or kDestroyedKey once
+// the subject was erased (so no later event can make it a new key).
+constexpr char kDataKeysCf[] = "data_keys";
+constexpr std::string_view kDestroyedKey("\0", 1);
+
+// A stored data key; nullopt when destroyed (or, for a sealed payload, never
+// stored: unreadable either way).
+Result<std::optional<DataKey>> DecodeDataKey(
+    const std::optional<std::string>& stored) {
+  if (!stored || *stored == kDestroyedKey) return std::optional<DataKey>();
+  if (stored->size() != kDataKeyBytes) {
+    return Status::Corruption("stored data key has " +
+                              std::to_string(stored->size()) + " bytes");
+  }
+  DataKey key;
+  std::memcpy(key.data(), stored->data(), key.size());
+  return std::optional<DataKey>(key);
+}
+
+// Rows in the default table: the position of the last erasure committed,
+// and the one PurgeErased last made unrecoverable (8 bytes big-endian).
+constexpr char kErasureHeadKey[] = "erasure_head";
+constexpr char kPurgedErasureHeadKey[] = "purged_erasure_head";
+
+bool IsErasure(const EventPayload& payload) {
+  return std::holds_alternative<ConversationErased>(payload);
+}
 
 std::string EncodeU64(uint64_t v) {
   std::string s(8, '\0');
@@ -119,7 +147,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
 
   // RocksDB needs every existing column family named at open.
   std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf,
-                                 kStreamsCf};
+                                 kStreamsCf, kDataKeysCf};
   names.insert(options.extra_column_families.begin(),
                options.extra_column_families.end());
   std::vector<std::string> existing;
@@ -175,6 +203,23 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   for (rocksdb::ColumnFamilyHandle* h : handles) log->cfs_[h->GetName()] = h;
   log->events_cf_ = log->cfs_[kEventsCf];
   log->streams_cf_ = log->cfs_[kStreamsCf];
+  log->data_keys_cf_ = log->cfs_[kDataKeysCf];
+  log->default_cf_ = log->cfs_[rocksdb::kDefaultColumnFamilyName];
+  for (auto [key, head] :
+       {std::pair{kErasureHeadKey, &log->erasure_head_},
+        std::pair{kPurgedErasureHeadKey, &log->purged_erasure_head_}}) {
+    std::string value;
+    rocksdb::Status rs =
+        log->db_->Get(rocksdb::ReadOptions(), log->default_cf_, key, &value);
+    if (!rs.IsNotFound()) {
+      CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(rs, "open " + dir));
+      head->store(DecodeU64(value));
+    }
+  }
+  if (log->data_keys_cf_ == nullptr) {
+    // A read-only view of a store from before data keys: nothing is sealed.
+    log->data_keys_cf_ = log->streams_cf_;
+  }
 
   CONVSTORE_RETURN_IF_ERROR(log->ReloadHead());
   return log;
@@ -227,6 +272,10 @@ EventLog::~EventLog() {
   if (!db_) return;
   for (auto& [name, h] : cfs_) db_->DestroyColumnFamilyHandle(h);
   cfs_.clear();
+  for (rocksdb::ColumnFamilyHandle* h : dropped_) {
+    db_->DestroyColumnFamilyHandle(h);
+  }
+  dropped_.clear();
   db_->Close();
 }
 
@@ -257,7 +306,7 @@ Result<rocksdb::ColumnFamilyHandle*> EventLog::CreateColumnFamily(
 }
 
 Status EventLog::DropColumnFamily(const std::string& name) {
-  if (name == kEventsCf || name == kStreamsCf ||
+  if (name == kEventsCf || name == kStreamsCf || name == kDataKeysCf ||
       name == rocksdb::kDefaultColumnFamilyName) {
     return Status::InvalidArgument("the log's own column families stay");
   }
@@ -271,8 +320,36 @@ Status EventLog::DropColumnFamily(const std::string& name) {
   }
   Status s =
       FromRocksStatus(db_->DropColumnFamily(h), "drop column family " + name);
-  db_->DestroyColumnFamilyHandle(h);
+  // Destroyed when the log closes: a purge may still be using it.
+  std::unique_lock lock(cfs_mu_);
+  dropped_.push_back(h);
   return s;
+}
+
+Result<std::optional<DataKey>> DataKeyCache::Find(const EventLog& log,
+                                                  std::string_view subject) {
+  if (auto it = keys_.find(subject); it != keys_.end()) return it->second;
+  std::string value;
+  rocksdb::Status s =
+      log.db()->Get(rocksdb::ReadOptions(), log.data_keys_cf_,
+                    rocksdb::Slice(subject.data(), subject.size()), &value);
+  std::optional<std::string> stored;
+  if (!s.IsNotFound()) {
+    CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read data key"));
+    stored = std::move(value);
+  }
+  std::optional<DataKey> key;
+  CONVSTORE_ASSIGN_OR_RETURN(key, DecodeDataKey(stored));
+  // Bounded: a scan over many subjects starts over now and then.
+  if (keys_.size() >= kMaxEntries) keys_.clear();
+  keys_.emplace(std::string(subject), key);
+  return key;
+}
+
+DataKeyLookup EventLog::KeysThrough(DataKeyCache& cache) const {
+  return [this, &cache](std::string_view subject) {
+    return cache.Find(*this, subject);
+  };
 }
 
 Result<std::optional<RecordedEvent>> EventLog::Read(uint64_t position) const {
@@ -281,8 +358,10 @@ Result<std::optional<RecordedEvent>> EventLog::Read(uint64_t position) const {
       db_->Get(rocksdb::ReadOptions(), events_cf_, EncodeU64(position), &value);
   if (s.IsNotFound()) return std::optional<RecordedEvent>();
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read event"));
+  DataKeyCache cache;
+  const DataKeyLookup keys = KeysThrough(cache);
   RecordedEvent event;
-  CONVSTORE_ASSIGN_OR_RETURN(event, DecodeEvent(value));
+  CONVSTORE_ASSIGN_OR_RETURN(event, DecodeEvent(value, &keys));
   return std::optional<RecordedEvent>(std::move(event));
 }
 
@@ -291,28 +370,34 @@ Result<std::vector<RecordedEvent>> EventLog::ReadRange(uint64_t from,
   std::vector<RecordedEvent> out;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), events_cf_));
+  DataKeyCache cache;
+  const DataKeyLookup keys = KeysThrough(cache);
   for (it->Seek(EncodeU64(from)); it->Valid() && out.size() < limit;
        it->Next()) {
     RecordedEvent event;
-    CONVSTORE_ASSIGN_OR_RETURN(event, DecodeEvent(it->value().ToStringView()));
+    CONVSTORE_ASSIGN_OR_RETURN(event,
+                               DecodeEvent(it->value().ToStringView(), &keys));
     out.push_back(std::move(event));
   }
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read events"));
   return out;
 }
 
-Result<size_t> EventLog::ReadRangeInto(
-    uint64_t from, size_t limit, std::vector<RecordedEvent>& events) const {
+Result<size_t> EventLog::ReadRangeInto(uint64_t from, size_t limit,
+                                       std::vector<RecordedEvent>& events,
+                                       DataKeyCache* cache) const {
   rocksdb::ReadOptions options;
   options.fill_cache = false;
   options.readahead_size = kScanReadaheadBytes;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, events_cf_));
+  DataKeyCache own_cache;
+  const DataKeyLookup keys = KeysThrough(cache != nullptr ? *cache : own_cache);
   EventDecoder decoder;
   size_t n = 0;
   for (it->Seek(EncodeU64(from)); it->Valid() && n < limit; it->Next()) {
     if (n == events.size()) events.emplace_back();
     CONVSTORE_RETURN_IF_ERROR(
-        decoder.Decode(it->value().ToStringView(), events[n]));
+        decoder.Decode(it->value().ToStringView(), events[n], &keys));
     ++n;
   }
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read events"));
@@ -331,7 +416,8 @@ Result<std::optional<uint64_t>> EventLog::StreamRevision(
 }
 
 Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
-                             std::optional<uint64_t> new_head) {
+                             std::optional<uint64_t> new_head,
+                             std::optional<uint64_t> new_erasure_head) {
   if (read_only_) return Status::Unavailable("the log is open read-only");
   if (failed()) return WriteRefusal();
   rocksdb::WriteOptions options;
@@ -346,6 +432,50 @@ Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
     return status;
   }
   if (new_head) head_.store(*new_head, std::memory_order_release);
+  if (new_erasure_head) erasure_head_.store(*new_erasure_head);
+  return Status();
+}
+
+Status EventLog::PurgeErased() {
+  if (read_only_) return Status::Unavailable("the log is open read-only");
+  const uint64_t target = erasure_head();
+  if (target <= purged_erasure_head()) return Status();
+  std::vector<rocksdb::ColumnFamilyHandle*> tables;
+  {
+    std::shared_lock lock(cfs_mu_);
+    for (const auto& [name, h] : cfs_) tables.push_back(h);
+  }
+  // A table dropped meanwhile (an old read-model generation) is gone anyway;
+  // its handle stays valid until the log closes (DropColumnFamily).
+  auto gone = [](const rocksdb::Status& s) {
+    return s.ok() || s.IsColumnFamilyDropped();
+  };
+  // Every memtable to a table, so the WAL files that still hold erased rows
+  // and keys become obsolete and are deleted.
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  for (rocksdb::ColumnFamilyHandle* h : tables) {
+    rocksdb::Status s = db_->Flush(flush, h);
+    if (!gone(s)) return FromRocksStatus(s, "flush " + h->GetName());
+  }
+  // Then every table to its last level, which drops the older versions of
+  // deleted and overwritten rows. The events table holds only sealed
+  // payloads of erased subjects, unreadable without their keys: skipped.
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction =
+      rocksdb::BottommostLevelCompaction::kForceOptimized;
+  compact.exclusive_manual_compaction = false;
+  for (rocksdb::ColumnFamilyHandle* h : tables) {
+    if (h == events_cf_) continue;
+    rocksdb::Status s = db_->CompactRange(compact, h, nullptr, nullptr);
+    if (!gone(s)) return FromRocksStatus(s, "compact " + h->GetName());
+  }
+  // Unsynced: if it is lost, the next start purges again.
+  CONVSTORE_RETURN_IF_ERROR(
+      FromRocksStatus(db_->Put(rocksdb::WriteOptions(), default_cf_,
+                               kPurgedErasureHeadKey, EncodeU64(target)),
+                      "record purged erasures"));
+  purged_erasure_head_.store(target);
   return Status();
 }
 
@@ -400,8 +530,14 @@ Result<std::optional<RecordedEvent>> LogBatch::ReadEvent(
   std::optional<std::string> raw;
   CONVSTORE_ASSIGN_OR_RETURN(raw, Get(log_->events_cf_, EncodeU64(position)));
   if (!raw) return std::optional<RecordedEvent>();
+  const DataKeyLookup keys =
+      [this](std::string_view subject) -> Result<std::optional<DataKey>> {
+    std::optional<std::string> stored;
+    CONVSTORE_ASSIGN_OR_RETURN(stored, Get(log_->data_keys_cf_, subject));
+    return DecodeDataKey(stored);
+  };
   RecordedEvent e;
-  CONVSTORE_ASSIGN_OR_RETURN(e, DecodeEvent(*raw));
+  CONVSTORE_ASSIGN_OR_RETURN(e, DecodeEvent(*raw, &keys));
   return std::optional<RecordedEvent>(std::move(e));
 }
 
@@ -477,7 +613,11 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
     r.actor = meta.actor;
     r.idempotency_key = meta.idempotency_key;
     r.payload = e.payload;
-    Put(events_cf, EncodeU64(r.position), EncodeEvent(r));
+    std::optional<PayloadSeal> seal;
+    auto sealed = SealFor(r, seal);
+    if (!sealed.ok()) return fail(sealed);
+    Put(events_cf, EncodeU64(r.position),
+        EncodeEvent(r, seal ? &*seal : nullptr));
     Put(streams_cf, r.stream, EncodeU64(r.revision));
     for (EventSink* sink : log_->sinks_) {
       Status s = sink->Apply(r, *this);
@@ -488,6 +628,38 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
   }
   PopSavePoint();
   return recorded;
+}
+
+Status LogBatch::SealFor(const RecordedEvent& event,
+                         std::optional<PayloadSeal>& seal) {
+  const std::string subject = DataKeySubjectOf(event.stream);
+  if (subject.empty()) return Status();
+  rocksdb::ColumnFamilyHandle* keys_cf = log_->data_keys_cf_;
+  std::optional<std::string> stored;
+  CONVSTORE_ASSIGN_OR_RETURN(stored, Get(keys_cf, subject));
+  if (stored && *stored == kDestroyedKey) {
+    return Status::NotFound("stream " + event.stream + " was erased");
+  }
+  if (IsErasure(event.payload)) {
+    // The erasure itself stays readable: it holds no personal data.
+    Put(keys_cf, subject, kDestroyedKey);
+    Put(log_->default_cf_, kErasureHeadKey, EncodeU64(event.position));
+    return Status();
+  }
+  seal.emplace();
+  if (stored) {
+    std::optional<DataKey> key;
+    CONVSTORE_ASSIGN_OR_RETURN(key, DecodeDataKey(stored));
+    seal->key = *key;
+  } else {
+    // The subject's first event (or its first since data keys exist).
+    SecureRandomBytes(seal->key.data(), seal->key.size());
+    Put(keys_cf, subject,
+        std::string_view(reinterpret_cast<const char*>(seal->key.data()),
+                         seal->key.size()));
+  }
+  PooledRandomBytes(seal->nonce.data(), seal->nonce.size());
+  return Status();
 }
 
 void LogBatch::Seal() {
@@ -503,8 +675,14 @@ Status LogBatch::Commit() {
   // A batch that appended nothing (read models only) must not touch the
   // head: the writer may have moved it since this batch opened.
   const bool appended = next_position_ != first_position_;
-  return log_->CommitBatch(batch_,
-                           appended ? std::optional(head()) : std::nullopt);
+  std::optional<uint64_t> erasure_head;
+  std::string value;
+  if (appended &&
+      LookupOwn(log_->default_cf_, kErasureHeadKey, &value) == Lookup::kFound) {
+    erasure_head = DecodeU64(value);
+  }
+  return log_->CommitBatch(
+      batch_, appended ? std::optional(head()) : std::nullopt, erasure_head);
 }
 
 }  // namespace convstore

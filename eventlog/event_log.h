@@ -22,14 +22,41 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "core/data_key.h"
 #include "core/model.h"
 #include "core/status.h"
+#include "eventlog/event_codec.h"
 
 namespace convstore {
 
+class EventLog;
 class LogBatch;
+
+// Data keys (core/data_key.h) read from the committed store, remembered for
+// one reader. A key destroyed after it was remembered still opens payloads
+// read through this cache: keep one for one bounded read, or for a forward
+// scan (an erasure is the last event of its subject, so a scan that has
+// passed it reads nothing of the subject again). Not thread-safe.
+class DataKeyCache {
+ public:
+  Result<std::optional<DataKey>> Find(const EventLog& log,
+                                      std::string_view subject);
+
+ private:
+  static constexpr size_t kMaxEntries = 4096;
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const {
+      return std::hash<std::string_view>()(s);
+    }
+  };
+  std::unordered_map<std::string, std::optional<DataKey>, StringHash,
+                     std::equal_to<>>
+      keys_;
+};
 
 // Something that derives state from events in the same write batch (a
 // projection). Apply must only write into `batch`.
@@ -89,10 +116,12 @@ class EventLog {
   // `events` are overwritten in place, reusing their strings' storage, and
   // it grows as needed (never shrinks). For long sequential scans (export)
   // that read the log in chunks: no allocation per event once warm, a large
-  // read ahead, and what is read is not put in the block cache. On an error
+  // read ahead, and what is read is not put in the block cache. A scan that
+  // calls it chunk after chunk passes one `cache` to every call. On an error
   // `events` holds unspecified values.
   Result<size_t> ReadRangeInto(uint64_t from, size_t limit,
-                               std::vector<RecordedEvent>& events) const;
+                               std::vector<RecordedEvent>& events,
+                               DataKeyCache* cache = nullptr) const;
   // Current revision of a stream; nullopt when it has no events.
   Result<std::optional<uint64_t>> StreamRevision(std::string_view stream) const;
 
@@ -103,10 +132,26 @@ class EventLog {
   // writes continue.
   Status CreateCheckpoint(const std::string& dir) const;
 
+  // The position of the last erasure event committed, and the one up to
+  // which PurgeErased has made what erasures removed unrecoverable from the
+  // files of the store (both 0 when there was none).
+  uint64_t erasure_head() const { return erasure_head_.load(); }
+  uint64_t purged_erasure_head() const { return purged_erasure_head_.load(); }
+  // Flushes every memtable (so the WAL files holding erased rows and data
+  // keys are deleted) and compacts every table but the events to its last
+  // level (so no older version of them stays in a table file), then records
+  // erasure_head() as purged. Slow on a big store: run it in the background,
+  // one at a time; safe beside reads and writes. A no-op when nothing new
+  // was erased.
+  Status PurgeErased();
+
   // For a secondary instance: sees what the primary has written since.
   Status CatchUpWithPrimary();
 
   rocksdb::DB* db() const { return db_.get(); }
+  // The streams table: stream name -> its revision, 8 bytes big-endian
+  // (DecodePositionKey); read it through a LogBatch to see pending appends.
+  rocksdb::ColumnFamilyHandle* streams_cf() const { return streams_cf_; }
   // A column family opened with the log (its own or an extra one); nullptr if
   // it does not exist.
   rocksdb::ColumnFamilyHandle* cf(std::string_view name) const;
@@ -130,10 +175,13 @@ class EventLog {
 
  private:
   friend class LogBatch;
+  friend class DataKeyCache;
   EventLog() = default;
+  DataKeyLookup KeysThrough(DataKeyCache& cache) const;
   // Writes `batch` synced; moves the head only when the batch appended.
   Status CommitBatch(rocksdb::WriteBatchWithIndex& batch,
-                     std::optional<uint64_t> new_head);
+                     std::optional<uint64_t> new_head,
+                     std::optional<uint64_t> new_erasure_head);
   Status ReloadHead();
 
   std::shared_ptr<rocksdb::Env> env_;  // outlives db_
@@ -145,6 +193,12 @@ class EventLog {
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;
   rocksdb::ColumnFamilyHandle* events_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* streams_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* data_keys_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
+  // Handles of dropped column families, destroyed at close.
+  std::vector<rocksdb::ColumnFamilyHandle*> dropped_;
+  std::atomic<uint64_t> erasure_head_{0};
+  std::atomic<uint64_t> purged_erasure_head_{0};
   std::vector<EventSink*> sinks_;
   std::atomic<uint64_t> head_{0};
   std::atomic<bool> failed_{false};
@@ -213,6 +267,11 @@ class LogBatch {
   // This batch's own pending write of `key`, if any.
   Lookup LookupOwn(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                    std::string* value) const;
+  // How `event`'s payload is stored: sealed with its subject's data key
+  // (created with the subject's first event), or clear when it has no
+  // subject or is the erasure that destroys the key. NotFound for an event
+  // of an erased subject.
+  Status SealFor(const RecordedEvent& event, std::optional<PayloadSeal>& seal);
 
   EventLog* log_;
   const LogBatch* base_;

@@ -258,6 +258,8 @@ class App::Handlers {
   void CreateConversation(const RequestCtx& ctx, Respond respond);
   void GetConversation(const RequestCtx& ctx, const std::string& id,
                        Respond respond);
+  void DeleteConversation(const RequestCtx& ctx, const std::string& id,
+                          Respond respond);
   void UpdateConversation(const RequestCtx& ctx, const std::string& id,
                           Respond respond);
   void NewToken(const RequestCtx& ctx, const std::string& id, Respond respond);
@@ -351,6 +353,8 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
       };
   app->writer_ =
       std::make_unique<GroupCommitWriter>(app->log_.get(), writer_options);
+  app->purger_ = std::make_unique<ErasurePurger>(app->log_.get(),
+                                                 config.erasure_purge_interval);
   app->long_reads_ = std::make_unique<boost::asio::thread_pool>(2);
   app->handlers_ = std::make_unique<Handlers>(*app);
   if (config.deliver_webhooks) {
@@ -623,9 +627,13 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
     });
   }
   if (s.size() == 3 && s[1] == "conversations") {
-    return dispatch("GET, PATCH", [&] {
-      m == "GET" ? GetConversation(ctx, s[2], respond)
-                 : UpdateConversation(ctx, s[2], respond);
+    return dispatch("GET, PATCH, DELETE", [&] {
+      if (m == "GET")
+        GetConversation(ctx, s[2], respond);
+      else if (m == "PATCH")
+        UpdateConversation(ctx, s[2], respond);
+      else
+        DeleteConversation(ctx, s[2], respond);
     });
   }
   if (s.size() == 4 && s[1] == "conversations" && s[3] == "token") {
@@ -1073,6 +1081,30 @@ void App::Handlers::UpdateConversation(const RequestCtx& ctx,
       std::move(respond));
 }
 
+void App::Handlers::DeleteConversation(const RequestCtx& ctx,
+                                       const std::string& id, Respond respond) {
+  std::optional<IfMatch> if_match = ParseIfMatch(ctx.request.if_match);
+  Write(
+      ctx,
+      [this, id, if_match](LogBatch& batch, const DecideContext& dctx,
+                           const EventMeta& meta) -> Result<ApiResponse> {
+        std::optional<Versioned<Conversation>> cur;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            cur, LoadConversation(*app_.read_models(), id, &batch));
+        Decision<Conversation> d;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            d, DecideEraseConversation(cur, if_match, ErasureReason::kDeleted,
+                                       dctx));
+        CONVSTORE_RETURN_IF_ERROR(
+            batch.Append(d.events, meta, dctx.new_uuid).status());
+        ApiResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        return r;
+      },
+      std::move(respond));
+}
+
 void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
                              Respond respond) {
   Write(
@@ -1515,6 +1547,17 @@ ApiResponse App::Handlers::Metrics() const {
   AppendMetric(out, "convstore_webhook_gave_up_total", "counter",
                "Webhook deliveries given up after the last retry.",
                std::to_string(hooks.gave_up.load()));
+  AppendMetric(
+      out, "convstore_erasure_purge_pending", "gauge",
+      "1 while erased data may still be in the store's files (the "
+      "purge that flushes and compacts them has not run yet).",
+      app_.log_->erasure_head() > app_.log_->purged_erasure_head() ? "1" : "0");
+  AppendMetric(out, "convstore_erasure_purges_total", "counter",
+               "Purges of erased data from the store's files.",
+               std::to_string(app_.purger_->purges()));
+  AppendMetric(out, "convstore_erasure_purge_failures_total", "counter",
+               "Purges of erased data that failed (each is tried again).",
+               std::to_string(app_.purger_->failures()));
   out += app_.request_metrics_.Render();
   ApiResponse r;
   r.status = 200;

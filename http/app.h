@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "eventlog/erasure_purger.h"
 #include "eventlog/event_log.h"
 #include "eventlog/group_commit.h"
 #include "http/api_keys.h"
@@ -57,6 +58,9 @@ struct AppConfig {
   // False: webhooks are kept but never delivered (the fuzzer, which must not
   // reach the network).
   bool deliver_webhooks = true;
+  // How often erasures committed since the last purge are purged from the
+  // store's files (flush + compaction), so a burst of them costs one purge.
+  std::chrono::milliseconds erasure_purge_interval{1000};
 };
 
 struct ApiRequest {
@@ -101,6 +105,8 @@ class App {
 
   AppConfig config_;
   std::unique_ptr<EventLog> log_;
+  // Stops (cancelling a purge under way) before the log closes.
+  std::unique_ptr<ErasurePurger> purger_;
   std::atomic<std::shared_ptr<ReadModels>> read_models_;
   std::unique_ptr<ApiKeyStore> keys_;
   std::unique_ptr<IdempotencyStore> idempotency_;

@@ -168,6 +168,8 @@ bool ConversationFeed::RenderLive(
       AppendSseEvent(text, e->position, "status",
                      boost::json::serialize(EventPayloadToJson(e->payload)));
       ended = st->to != ConversationStatus::kActive;
+    } else if (std::holds_alternative<ConversationErased>(e->payload)) {
+      ended = true;  // deleted: nothing more will come
     }
   }
   return true;

@@ -161,6 +161,10 @@ bool WebhookDispatcher::Fill(Worker& worker) {
   std::shared_ptr<ReadModels> rm = read_models_();
   for (const RecordedEvent& event : *events) {
     if (worker.outstanding.size() >= options_.window) return false;
+    if (event.erased) {  // its conversation is gone: nothing to tell
+      worker.next_read = event.position + 1;
+      continue;
+    }
     std::vector<WebhookEventKind> kinds = WebhookKindsOf(event.payload);
     bool wanted = false;
     for (WebhookEventKind k : kinds) wanted |= worker.record.Wants(k);

@@ -161,15 +161,17 @@ class BulkRows {
     }
   }
 
+  // A table that is not read back has no pending rows kept: reading one
+  // (rare: only an erasure does) writes the batch out first, which changes
+  // what is stored but not what reads see (hence const).
   Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
                                          std::string_view key) const {
     const Pending* pending = PendingOf(cf);
     if (pending == nullptr) {
-      return Status::Internal("read-back of table " + cf->GetName() +
-                              " during a bulk build");
+      CONVSTORE_RETURN_IF_ERROR(Write());
+    } else if (auto it = pending->rows.find(key); it != pending->rows.end()) {
+      return it->second;
     }
-    auto it = pending->rows.find(key);
-    if (it != pending->rows.end()) return it->second;
     return CommittedRows{db_}.Get(cf, key);
   }
   void Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
@@ -188,7 +190,7 @@ class BulkRows {
   }
   // Writes the batch (not synced, no WAL: the caller flushes the tables
   // before anything depends on them) and starts an empty one.
-  Status Write() {
+  Status Write() const {
     rocksdb::WriteOptions options;
     options.disableWAL = true;
     Status s = FromRocksStatus(db_->Write(options, &batch_),
@@ -222,8 +224,8 @@ class BulkRows {
   }
 
   rocksdb::DB* db_;
-  rocksdb::WriteBatch batch_;
-  std::vector<Pending> pending_;
+  mutable rocksdb::WriteBatch batch_;
+  mutable std::vector<Pending> pending_;
 };
 
 }  // namespace
@@ -406,7 +408,43 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       batch.Put(rm.message_ids_, p.message.id, key);
       return Status();
     }
+    Status operator()(const ConversationErased& p) {
+      // Absent when its earlier events were already unreadable (a rebuild
+      // after the erasure): there is nothing to delete.
+      std::optional<Versioned<Conversation>> cur;
+      CONVSTORE_ASSIGN_OR_RETURN(
+          cur, rm.GetConversationIn(batch, p.conversation_id));
+      if (!cur) return Status();
+      batch.Delete(rm.conversations_, p.conversation_id);
+      for (std::string_view owner :
+           {std::string_view(cur->value.created_by), std::string_view()}) {
+        batch.Delete(rm.conversations_by_owner_,
+                     ListKey(owner, p.conversation_id));
+      }
+      // Message rows are keyed by the messages stream's revisions, 0..last;
+      // the erasure is the conversation's last event, so `last` is final.
+      std::optional<std::string> last;
+      CONVSTORE_ASSIGN_OR_RETURN(
+          last,
+          batch.Get(rm.log_->streams_cf(), MessagesStream(p.conversation_id)));
+      if (!last) return Status();
+      const uint64_t last_revision = DecodePositionKey(*last);
+      for (uint64_t r = 0; r <= last_revision; ++r) {
+        const std::string key = MessageKey(p.conversation_id, r);
+        std::optional<std::string> row;
+        CONVSTORE_ASSIGN_OR_RETURN(row, batch.Get(rm.messages_, key));
+        if (!row) continue;
+        std::string id;
+        CONVSTORE_ASSIGN_OR_RETURN(id, MessageIdOf(MessageJsonOf(*row)));
+        batch.Delete(rm.message_ids_, id);
+        batch.Delete(rm.messages_, key);
+      }
+      return Status();
+    }
   };
+  // An erased event's payload is gone; its erasure event, later in the log,
+  // deletes whatever rows the subject has.
+  if (event.erased) return Status();
   CONVSTORE_RETURN_IF_ERROR(
       std::visit(Applier{*this, event, batch}, event.payload));
   return Status();

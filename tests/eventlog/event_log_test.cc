@@ -1440,5 +1440,195 @@ TEST(ReadModelsTest, CatchUpResumesAfterTheCheckpoint) {
   ExpectSameDump(DumpReadModels(*s.log), live);
 }
 
+// --- Data keys and erasure ---------------------------------------------------
+
+// The bytes stored for the event at `position`.
+std::string StoredEvent(const EventLog& log, uint64_t position) {
+  std::string value;
+  rocksdb::Status s = log.db()->Get(rocksdb::ReadOptions(), log.cf("events"),
+                                    EncodePositionKey(position), &value);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return value;
+}
+
+NewEvent Erasure(const std::string& conversation_id, int64_t expected) {
+  return {
+      ConversationStream(conversation_id), expected,
+      ConversationErased{conversation_id, ErasureReason::kDeleted, kT0 + 100}};
+}
+
+bool IsOf(const RecordedEvent& e, const std::string& conversation_id) {
+  return e.stream == ConversationStream(conversation_id) ||
+         e.stream == MessagesStream(conversation_id);
+}
+
+TEST_F(EventLogTest, PayloadsOfConversationsAndAgentsAreStoredSealed) {
+  std::vector<RecordedEvent> recorded = Commit(OneOfEachType());
+  ASSERT_EQ(10u, recorded.size());
+  for (const RecordedEvent& e : recorded) {
+    const std::string stored = StoredEvent(*log_, e.position);
+    EXPECT_NE(std::string::npos, stored.find(e.stream)) << "the envelope";
+    for (const std::string& clear :
+         {std::string("Support"), std::string("Onboarding"),
+          std::string("Always greet"), kUnicode, std::string("Renamed"),
+          std::string(1000, 'x')}) {
+      EXPECT_EQ(std::string::npos, stored.find(clear))
+          << EventTypeName(e.payload) << " stores \"" << clear.substr(0, 20)
+          << "\" in the clear";
+    }
+  }
+  // And they read back as they were written.
+  std::vector<RecordedEvent> read = ReadAll();
+  ASSERT_EQ(recorded.size(), read.size());
+  for (size_t i = 0; i < read.size(); ++i) {
+    EXPECT_FALSE(read[i].erased);
+    ExpectSameEvent(read[i], recorded[i]);
+  }
+}
+
+TEST_F(EventLogTest, AnErasureMakesItsConversationsEarlierPayloadsUnreadable) {
+  std::vector<RecordedEvent> before = Commit(OneOfEachType());
+  Commit({Erasure(kConvId, 3)});
+  std::vector<RecordedEvent> after = ReadAll();
+  ASSERT_EQ(11u, after.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    SCOPED_TRACE(std::string(EventTypeName(before[i].payload)) + " at " +
+                 std::to_string(before[i].position));
+    EXPECT_EQ(before[i].stream, after[i].stream);
+    EXPECT_EQ(before[i].revision, after[i].revision);
+    EXPECT_EQ(before[i].event_id, after[i].event_id);
+    EXPECT_EQ(EventTypeName(before[i].payload),
+              EventTypeName(after[i].payload));
+    if (IsOf(before[i], kConvId)) {
+      EXPECT_TRUE(after[i].erased);
+      EventPayload empty = after[i].payload;
+      std::visit([](auto& p) { p = std::decay_t<decltype(p)>{}; }, empty);
+      EXPECT_TRUE(after[i].payload == empty) << "an empty payload";
+    } else {
+      EXPECT_FALSE(after[i].erased) << "the agent is not erased";
+      ExpectSameEvent(after[i], before[i]);
+    }
+  }
+  EXPECT_FALSE(after[10].erased) << "the erasure itself stays readable";
+  EXPECT_TRUE(after[10].payload ==
+              EventPayload(ConversationErased{kConvId, ErasureReason::kDeleted,
+                                              kT0 + 100}));
+  // Every read path agrees.
+  auto one = log_->Read(4);
+  ASSERT_TRUE(one.ok() && one->has_value());
+  EXPECT_TRUE((*one)->erased);
+  std::vector<RecordedEvent> into;
+  auto n = log_->ReadRangeInto(1, 100, into);
+  ASSERT_TRUE(n.ok());
+  ASSERT_EQ(11u, *n);
+  for (size_t i = 0; i < 11; ++i) EXPECT_EQ(after[i].erased, into[i].erased);
+}
+
+TEST_F(EventLogTest, NothingCanBeAppendedToAnErasedConversation) {
+  Commit(OneOfEachType());
+  Commit({Erasure(kConvId, 3)});
+  const uint64_t head = log_->head();
+  for (const NewEvent& late :
+       {Note(MessagesStream(kConvId), std::nullopt), Erasure(kConvId, 4)}) {
+    LogBatch batch(log_.get());
+    auto r = batch.Append({late}, Meta(), ids_);
+    EXPECT_EQ(ErrorKind::kNotFound, r.status().kind()) << r.status().ToString();
+    EXPECT_TRUE(batch.Commit().ok());
+  }
+  EXPECT_EQ(head, log_->head());
+}
+
+TEST(EventCodecTest, ASealedPayloadOpensOnlyWithItsKeyAtItsPlace) {
+  RecordedEvent e;
+  e.position = 7;
+  e.stream = MessagesStream(kConvId);
+  e.event_id = "evt-7";
+  e.payload = MessageAppended{SampleMessage(MessageRole::kUser, kUnicode, kT0)};
+  PayloadSeal seal{DataKey{1, 2, 3}, DataNonce{9}};
+  const std::string bytes = EncodeEvent(e, &seal);
+  auto keys_of = [](DataKey key) -> DataKeyLookup {
+    return [key](std::string_view subject) -> Result<std::optional<DataKey>> {
+      EXPECT_EQ("c" + kConvId, subject);
+      return std::optional<DataKey>(key);
+    };
+  };
+  const DataKeyLookup right = keys_of(seal.key);
+  auto opened = DecodeEvent(bytes, &right);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_FALSE(opened->erased);
+  EXPECT_TRUE(opened->payload == e.payload);
+
+  const DataKeyLookup wrong = keys_of(DataKey{1, 2, 4});
+  EXPECT_EQ(ErrorKind::kCorruption, DecodeEvent(bytes, &wrong).status().kind());
+
+  auto without = DecodeEvent(bytes);
+  ASSERT_TRUE(without.ok());
+  EXPECT_TRUE(without->erased);
+  EXPECT_TRUE(std::holds_alternative<MessageAppended>(without->payload));
+
+  // The same sealed bytes in an envelope at another position do not open.
+  const fb::EventEnvelope* env = fb::GetEventEnvelope(bytes.data());
+  flatbuffers::FlatBufferBuilder b;
+  auto moved = fb::CreateEventEnvelope(
+      b, 8, b.CreateString(e.stream), 0, b.CreateString(e.event_id), 0, 0, 0,
+      env->payload_type(), 0,
+      b.CreateVector(env->sealed_payload()->data(),
+                     env->sealed_payload()->size()));
+  fb::FinishEventEnvelopeBuffer(b, moved);
+  const std::string moved_bytes(
+      reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  EXPECT_EQ(ErrorKind::kCorruption,
+            DecodeEvent(moved_bytes, &right).status().kind());
+}
+
+TEST(ReadModelsTest, ARebuildAfterAnErasureGivesTheSameBytes) {
+  std::vector<Command> scenario = Scenario();
+  // kConv1 was created, renamed and completed: revision 2.
+  scenario.push_back({{Erasure(kConv1, 2)}, Meta("alice", "", kT0 + 30)});
+  TempDir live_dir;
+  TempDir rebuilt_dir;
+  CfDump live;
+  {
+    Store s = Store::Open(live_dir.str(), /*attach=*/true);
+    ASSERT_NE(s.log, nullptr);
+    for (const Command& c : scenario) s.Run(c.events, c.meta);
+    live = DumpReadModels(*s.log);
+  }
+  EXPECT_EQ(1u, live.at("rm_conversations").size()) << "only kConv2 is left";
+  EXPECT_EQ(1u, live.at("rm_messages").size());
+  EXPECT_EQ(1u, live.at("rm_message_ids").size());
+  EXPECT_EQ(2u, live.at("rm_conversations_by_owner").size())
+      << "kConv2 under bob and for admins";
+  {
+    Store s = Store::Open(rebuilt_dir.str(), /*attach=*/false);
+    ASSERT_NE(s.log, nullptr);
+    for (const Command& c : scenario) s.Run(c.events, c.meta);
+  }
+  // Caught up one batch at a time, and bulk-built as a rebuild does.
+  for (bool bulk : {false, true}) {
+    SCOPED_TRACE(bulk ? "BuildFrom" : "CatchUp");
+    Store s = Store::Open(rebuilt_dir.str(), /*attach=*/true);
+    ASSERT_NE(s.log, nullptr);
+    const std::string prefix = bulk ? "bulk_" : "rm_";
+    for (const std::string& cf : ReadModels::ColumnFamilies(prefix)) {
+      ASSERT_TRUE(s.log->CreateColumnFamily(cf).ok());
+    }
+    ReadModels rm(s.log.get(), prefix);
+    ASSERT_TRUE((bulk ? rm.BuildFrom(*s.log, s.log->head())
+                      : rm.CatchUpFrom(*s.log, s.log->head()))
+                    .ok());
+    CfDump rebuilt;
+    for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
+      std::unique_ptr<rocksdb::Iterator> it(
+          s.log->db()->NewIterator(rocksdb::ReadOptions(), s.log->cf(name)));
+      auto& rows = rebuilt["rm_" + name.substr(prefix.size())];
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        rows.emplace_back(it->key().ToString(), it->value().ToString());
+      }
+    }
+    ExpectSameDump(rebuilt, live);
+  }
+}
+
 }  // namespace
 }  // namespace convstore

@@ -172,6 +172,7 @@ class AuthTest : public AliceAndBobTest {
         {"POST", "/v1/conversations", Json({{"agent_id", agent_}})},
         {"GET", conv, ""},
         {"PATCH", conv, Json({{"title", "renamed-by-a-stranger"}})},
+        {"DELETE", conv, ""},
         {"POST", conv + "/token", ""},
         {"GET", conv + "/messages", ""},
         {"POST", conv + "/messages", MessageBody("written-by-a-stranger")},
@@ -216,6 +217,7 @@ class AuthTest : public AliceAndBobTest {
          {{"Idempotency-Key", kAliceIdempotencyKey}}},
         {"PATCH", conv, Json({{"status", "archived"}}), {{"If-Match", "*"}}},
         {"DELETE", agent, "", {{"If-Match", "*"}}},
+        {"DELETE", conv, "", {{"If-Match", "*"}}},
     };
   }
 

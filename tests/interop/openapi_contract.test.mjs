@@ -64,7 +64,7 @@ const SERVER_ROUTES = {
   '/v1/agents': ['GET', 'POST'],
   '/v1/agents/{id}': ['GET', 'PATCH', 'DELETE'],
   '/v1/conversations': ['GET', 'POST'],
-  '/v1/conversations/{id}': ['GET', 'PATCH'],
+  '/v1/conversations/{id}': ['GET', 'PATCH', 'DELETE'],
   '/v1/conversations/{id}/token': ['POST'],
   '/v1/conversations/{id}/messages': ['GET', 'POST'],
   '/v1/conversations/{id}/messages/stream': ['GET'],
@@ -99,6 +99,7 @@ const NOT_PROVOKED = {
   'POST /v1/agents': [409],
   'PATCH /v1/agents/{id}': [409],
   'DELETE /v1/agents/{id}': [409],
+  'DELETE /v1/conversations/{id}': [409],
   'POST /v1/conversations': [409],
   'POST /v1/admin/api-keys': [409],
   'DELETE /v1/admin/api-keys/{id}': [409],
@@ -605,6 +606,20 @@ step('conversations', async () => {
   await call(token, `/v1/conversations/conv-${UNKNOWN_UUID}/token`, 404,
     { key: ctx.alice });
   await commonErrors(token, t, ctx.alice, { hasBody: true });
+
+  const del = 'DELETE /v1/conversations/{id}';
+  const doomed = jsonOf(await call(create, '/v1/conversations', 201,
+    { key: ctx.alice, json: { agent_id: ctx.agent.id, title: 'Doomed' } }));
+  const gone = `/v1/conversations/${doomed.id}`;
+  await call(del, gone, 412, { key: ctx.alice,
+    headers: { 'If-Match': '"7"' } });
+  await call(del, gone, 403, { key: ctx.bob });
+  await commonErrors(del, gone, ctx.alice);
+  await idempotent(del, gone, 204, { key: ctx.alice },
+    { target: `/v1/conversations/${ctx.conv3.id}` });
+  await call(del, gone, 404, { key: ctx.alice });
+  await call('GET /v1/conversations/{id}', gone, 404, { key: ctx.alice });
+  ctx.erasedConv = doomed.id;
 });
 
 step('messages', async () => {
