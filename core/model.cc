@@ -72,6 +72,8 @@ std::string_view EventTypeName(const EventPayload& payload) {
     std::string_view operator()(const ConversationErased&) {
       return "ConversationErased";
     }
+    std::string_view operator()(const AgentErased&) { return "AgentErased"; }
+    std::string_view operator()(const UserErased&) { return "UserErased"; }
   };
   return std::visit(Visitor{}, payload);
 }
@@ -102,12 +104,18 @@ std::string_view ConversationIdOf(const EventPayload& payload) {
     std::string_view operator()(const AgentCreated&) const { return {}; }
     std::string_view operator()(const AgentUpdated&) const { return {}; }
     std::string_view operator()(const AgentDeleted&) const { return {}; }
+    std::string_view operator()(const AgentErased&) const { return {}; }
+    std::string_view operator()(const UserErased&) const { return {}; }
   };
   return std::visit(Visitor{}, payload);
 }
 
 std::string MessagesStream(std::string_view conversation_id) {
   return "messages-" + std::string(conversation_id);
+}
+
+std::string UserStream(std::string_view user_ref) {
+  return "user-" + std::string(user_ref);
 }
 
 }  // namespace convstore

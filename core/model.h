@@ -124,10 +124,34 @@ struct ConversationErased {
   bool operator==(const ConversationErased&) const = default;
 };
 
+// The agent is gone, as ConversationErased is for a conversation (the
+// agent's read-model rows, if it was not deleted before, and its data key).
+struct AgentErased {
+  std::string agent_id;
+  ErasureReason reason = ErasureReason::kUserErased;
+  int64_t erased_at_ms = 0;
+  bool operator==(const AgentErased&) const = default;
+};
+// Everything a user created is gone (DELETE /v1/admin/users/{user_id}):
+// the last event of that erasure, after the ConversationErased and
+// AgentErased events of its subjects, with what was erased. The user is
+// named by `user_ref`, a keyed digest of their id (see UserErasure), so the
+// event holds no personal data; its stream is UserStream(user_ref).
+struct UserErased {
+  std::string user_ref;
+  int64_t erased_at_ms = 0;
+  uint64_t agents = 0;
+  uint64_t conversations = 0;
+  uint64_t messages = 0;
+  uint64_t api_keys = 0;
+  uint64_t webhooks = 0;
+  bool operator==(const UserErased&) const = default;
+};
+
 using EventPayload =
     std::variant<AgentCreated, AgentUpdated, AgentDeleted, ConversationCreated,
                  ConversationUpdated, ConversationStatusChanged,
-                 MessageAppended, ConversationErased>;
+                 MessageAppended, ConversationErased, AgentErased, UserErased>;
 
 std::string_view EventTypeName(const EventPayload& payload);
 // The conversation an event is about; empty for agent events.
@@ -137,6 +161,7 @@ std::string_view ConversationIdOf(const EventPayload& payload);
 std::string AgentStream(std::string_view agent_id);
 std::string ConversationStream(std::string_view conversation_id);
 std::string MessagesStream(std::string_view conversation_id);
+std::string UserStream(std::string_view user_ref);
 
 // An event a decision wants appended. `expected_revision` is the revision the
 // stream must be at (nullopt: no check; kNoStream: the stream must not exist).
@@ -157,7 +182,8 @@ struct RecordedEvent {
   std::string actor;
   std::string idempotency_key;
   // True when the payload's data key was destroyed (its subject erased):
-  // `payload` then holds an empty value of the event's type.
+  // `payload` then holds an empty value of the event's type, and `actor`
+  // and `idempotency_key`, sealed with it, are empty.
   bool erased = false;
   EventPayload payload;
 };

@@ -149,7 +149,26 @@ struct PayloadBuilder {
                static_cast<fbs::ErasureReason>(e.reason), e.erased_at_ms)
         .Union();
   }
+  Offset<void> operator()(const AgentErased& e) {
+    type = fbs::Payload::AgentErased;
+    return fbs::CreateAgentErased(b, b.CreateString(e.agent_id),
+                                  static_cast<fbs::ErasureReason>(e.reason),
+                                  e.erased_at_ms)
+        .Union();
+  }
+  Offset<void> operator()(const UserErased& e) {
+    type = fbs::Payload::UserErased;
+    return fbs::CreateUserErased(b, b.CreateString(e.user_ref), e.erased_at_ms,
+                                 e.agents, e.conversations, e.messages,
+                                 e.api_keys, e.webhooks)
+        .Union();
+  }
 };
+
+ErasureReason FromFb(fbs::ErasureReason r) {
+  auto v = static_cast<uint8_t>(r);
+  return v <= 2 ? static_cast<ErasureReason>(v) : ErasureReason::kDeleted;
+}
 
 // The union's members are in the variant's order (type = index + 1), which
 // lets an erased event keep its type with an empty value.
@@ -282,10 +301,30 @@ Status ReadPayload(const fbs::EventEnvelope& env, EventPayload& out) {
       if (e == nullptr) return MissingPayload();
       ConversationErased& c = Reuse<ConversationErased>(out);
       ReadStr(e->id(), c.conversation_id);
-      const auto reason = static_cast<uint8_t>(e->reason());
-      c.reason = reason <= 2 ? static_cast<ErasureReason>(reason)
-                             : ErasureReason::kDeleted;
+      c.reason = FromFb(e->reason());
       c.erased_at_ms = e->erased_at_ms();
+      return Status();
+    }
+    case fbs::Payload::AgentErased: {
+      const auto* e = env.payload_as_AgentErased();
+      if (e == nullptr) return MissingPayload();
+      AgentErased& a = Reuse<AgentErased>(out);
+      ReadStr(e->id(), a.agent_id);
+      a.reason = FromFb(e->reason());
+      a.erased_at_ms = e->erased_at_ms();
+      return Status();
+    }
+    case fbs::Payload::UserErased: {
+      const auto* e = env.payload_as_UserErased();
+      if (e == nullptr) return MissingPayload();
+      UserErased& u = Reuse<UserErased>(out);
+      ReadStr(e->user_ref(), u.user_ref);
+      u.erased_at_ms = e->erased_at_ms();
+      u.agents = e->agents();
+      u.conversations = e->conversations();
+      u.messages = e->messages();
+      u.api_keys = e->api_keys();
+      u.webhooks = e->webhooks();
       return Status();
     }
     default:
@@ -344,6 +383,8 @@ Status ReadSealedPayload(const fbs::EventEnvelope& env, RecordedEvent& e,
   if (inner == nullptr || inner->payload_type() != env.payload_type()) {
     return Status::Corruption("sealed payload does not verify");
   }
+  ReadStr(inner->actor(), e.actor);
+  ReadStr(inner->idempotency_key(), e.idempotency_key);
   return ReadPayload(*inner, e.payload);
 }
 
@@ -394,7 +435,15 @@ std::string EncodeEvent(const RecordedEvent& event, const PayloadSeal* seal) {
     FlatBufferBuilder inner(SizeHint(event));
     PayloadBuilder ipb{inner};
     Offset<void> inner_payload = std::visit(ipb, event.payload);
+    // Who wrote it, and the client's idempotency key, are sealed too: they
+    // may name a person.
+    auto actor = inner.CreateString(event.actor);
+    auto key = event.idempotency_key.empty()
+                   ? Offset<flatbuffers::String>()
+                   : inner.CreateString(event.idempotency_key);
     fbs::EventEnvelopeBuilder eb(inner);
+    eb.add_actor(actor);
+    if (!key.IsNull()) eb.add_idempotency_key(key);
     eb.add_payload_type(ipb.type);
     eb.add_payload(inner_payload);
     fbs::FinishEventEnvelopeBuffer(inner, eb.Finish());
@@ -406,12 +455,14 @@ std::string EncodeEvent(const RecordedEvent& event, const PayloadSeal* seal) {
                        sealed_bytes.size());
     pb.type = ipb.type;
   }
+  const bool clear = seal == nullptr;
   auto env = fbs::CreateEventEnvelope(
       b, event.position, b.CreateString(event.stream), event.revision,
       b.CreateString(event.event_id), event.recorded_at_ms,
-      b.CreateString(event.actor),
-      event.idempotency_key.empty() ? Offset<flatbuffers::String>()
-                                    : b.CreateString(event.idempotency_key),
+      clear ? b.CreateString(event.actor) : Offset<flatbuffers::String>(),
+      !clear || event.idempotency_key.empty()
+          ? Offset<flatbuffers::String>()
+          : b.CreateString(event.idempotency_key),
       pb.type, payload, sealed);
   fbs::FinishEventEnvelopeBuffer(b, env);
   return BufferBytes(b);

@@ -138,6 +138,22 @@ struct PayloadJson {
     m.Str("reason", ToString(e.reason));
     m.Str("erased_at", Rfc3339Millis(e.erased_at_ms).view());
   }
+  void operator()(const AgentErased& e) {
+    Members m(o);
+    m.Str("agent_id", e.agent_id);
+    m.Str("reason", ToString(e.reason));
+    m.Str("erased_at", Rfc3339Millis(e.erased_at_ms).view());
+  }
+  void operator()(const UserErased& e) {
+    Members m(o);
+    m.Str("user_ref", e.user_ref);
+    m.Str("erased_at", Rfc3339Millis(e.erased_at_ms).view());
+    m.Uint("agents", e.agents);
+    m.Uint("conversations", e.conversations);
+    m.Uint("messages", e.messages);
+    m.Uint("api_keys", e.api_keys);
+    m.Uint("webhooks", e.webhooks);
+  }
 };
 
 // EventPayloadToJson(payload), into `o` (see Members).
@@ -154,7 +170,11 @@ void SetEventJson(const RecordedEvent& e, json::object& o) {
   m.Str("event_id", e.event_id);
   m.Str("type", EventTypeName(e.payload));
   m.Str("recorded_at", Rfc3339Millis(e.recorded_at_ms).view());
-  m.Str("actor", e.actor);
+  if (e.erased) {  // sealed with the payload: gone with it
+    m.Null("actor");
+  } else {
+    m.Str("actor", e.actor);
+  }
   if (e.idempotency_key.empty()) {
     m.Null("idempotency_key");
   } else {

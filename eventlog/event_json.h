@@ -1,8 +1,8 @@
 // The JSON form of an event envelope, shared by `convstore events export`
 // and GET /v1/admin/events: {position, stream, revision, event_id, type,
 // recorded_at, actor, idempotency_key, payload}, or for an erased event
-// (its subject's data key destroyed) {..., idempotency_key, erased: true}
-// with no payload. Byte-stable; pure.
+// (its subject's data key destroyed) {..., actor: null, idempotency_key:
+// null, erased: true} with no payload. Byte-stable; pure.
 #pragma once
 
 #include <boost/json/object.hpp>

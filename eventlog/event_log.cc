@@ -46,7 +46,8 @@ constexpr char kErasureHeadKey[] = "erasure_head";
 constexpr char kPurgedErasureHeadKey[] = "purged_erasure_head";
 
 bool IsErasure(const EventPayload& payload) {
-  return std::holds_alternative<ConversationErased>(payload);
+  return std::holds_alternative<ConversationErased>(payload) ||
+         std::holds_alternative<AgentErased>(payload);
 }
 
 std::string EncodeU64(uint64_t v) {
@@ -128,7 +129,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   db_options.paranoid_checks = true;
   db_options.info_log = std::make_shared<RocksLogToSpdlog>();
   // Bounded memory however many column families (each read-model generation
-  // adds seven): memtables share one budget and tables one block cache.
+  // adds eight): memtables share one budget and tables one block cache.
   db_options.write_buffer_manager =
       std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes);
   rocksdb::BlockBasedTableOptions table_options;
@@ -632,6 +633,12 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
 
 Status LogBatch::SealFor(const RecordedEvent& event,
                          std::optional<PayloadSeal>& seal) {
+  if (std::holds_alternative<UserErased>(event.payload)) {
+    // Nothing of its own to seal or shred, but what the user's erasure
+    // removed beside the log (API keys, webhooks) must be purged too.
+    Put(log_->default_cf_, kErasureHeadKey, EncodeU64(event.position));
+    return Status();
+  }
   const std::string subject = DataKeySubjectOf(event.stream);
   if (subject.empty()) return Status();
   rocksdb::ColumnFamilyHandle* keys_cf = log_->data_keys_cf_;

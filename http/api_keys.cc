@@ -138,6 +138,15 @@ Status ApiKeyStore::Revoke(LogBatch& batch, std::string_view id,
   return Status();
 }
 
+Status ApiKeyStore::Erase(LogBatch& batch, std::string_view id) const {
+  std::optional<std::string> hash;
+  CONVSTORE_ASSIGN_OR_RETURN(hash, batch.Get(by_id_, id));
+  if (!hash) return Status::NotFound("API key not found.");
+  batch.Delete(by_hash_, *hash);
+  batch.Delete(by_id_, id);
+  return Status();
+}
+
 Result<std::vector<ApiKeyRecord>> ApiKeyStore::List() const {
   std::vector<ApiKeyRecord> out;
   std::unique_ptr<rocksdb::Iterator> it(

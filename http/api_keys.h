@@ -41,6 +41,9 @@ class ApiKeyStore {
                       const std::string& user_id, KeyRole role, int64_t now_ms,
                       std::string id) const;
   Status Revoke(LogBatch& batch, std::string_view id, int64_t now_ms) const;
+  // Deletes the key's records (a user's erasure); call ForgetKeys once
+  // committed, as for a revocation.
+  Status Erase(LogBatch& batch, std::string_view id) const;
   // Forgets every key Authenticate remembered. Call once a revocation is
   // committed, before the client hears of it.
   void ForgetKeys() const;

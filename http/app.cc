@@ -260,6 +260,8 @@ class App::Handlers {
                        Respond respond);
   void DeleteConversation(const RequestCtx& ctx, const std::string& id,
                           Respond respond);
+  void EraseUser(const RequestCtx& ctx, const std::string& user_id,
+                 Respond respond);
   void UpdateConversation(const RequestCtx& ctx, const std::string& id,
                           Respond respond);
   void NewToken(const RequestCtx& ctx, const std::string& id, Respond respond);
@@ -305,6 +307,9 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
     options.extra_column_families.push_back(cf);
   }
   for (const auto& cf : WebhookStore::ColumnFamilies()) {
+    options.extra_column_families.push_back(cf);
+  }
+  for (const auto& cf : UserErasure::ColumnFamilies()) {
     options.extra_column_families.push_back(cf);
   }
   CONVSTORE_ASSIGN_OR_RETURN(app->log_,
@@ -353,12 +358,36 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
       };
   app->writer_ =
       std::make_unique<GroupCommitWriter>(app->log_.get(), writer_options);
+  UserErasure::Hooks erasure_hooks;
+  erasure_hooks.read_models = [app = app.get()] { return app->read_models(); };
+  erasure_hooks.keys_erased = [keys = app->keys_.get()] { keys->ForgetKeys(); };
+  erasure_hooks.webhook_erased =
+      [dispatcher = app->dispatcher_.get()](const std::string& id) {
+        dispatcher->Removed(id);
+      };
+  app->user_erasure_ = std::make_unique<UserErasure>(
+      app->log_.get(), app->writer_.get(), app->keys_.get(),
+      app->webhooks_.get(), app->idempotency_.get(), std::move(erasure_hooks));
   app->purger_ = std::make_unique<ErasurePurger>(app->log_.get(),
                                                  config.erasure_purge_interval);
   app->long_reads_ = std::make_unique<boost::asio::thread_pool>(2);
   app->handlers_ = std::make_unique<Handlers>(*app);
   if (config.deliver_webhooks) {
     CONVSTORE_RETURN_IF_ERROR(app->dispatcher_->Start());
+  }
+  CONVSTORE_RETURN_IF_ERROR(app->user_erasure_->Open());
+  if (config.retention_days > 0) {
+    RetentionSweeper::Options retention;
+    retention.retention_days = config.retention_days;
+    retention.interval = config.retention_interval;
+    retention.now_ms = config.retention_clock;
+    app->retention_ = std::make_unique<RetentionSweeper>(
+        app->writer_.get(), [app = app.get()] { return app->read_models(); },
+        std::move(retention));
+    spdlog::info(
+        "retention: completed and archived conversations unchanged for {} "
+        "days are erased",
+        config.retention_days);
   }
   app->ready_ = true;
   return app;
@@ -467,6 +496,7 @@ void App::RunRebuild() {
 }
 
 void App::StopWrites() {
+  if (retention_) retention_->Stop();
   if (writer_) writer_->Stop();
   // Nothing more will be committed: every event stream ends.
   if (hub_) hub_->CloseAll();
@@ -575,7 +605,8 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
       for (size_t i = 0; i < s.size(); ++i) {
         bool id = (i == 2 && (s[1] == "agents" || s[1] == "conversations" ||
                               s[1] == "webhooks")) ||
-                  (i == 3 && s[1] == "admin" && s[2] == "api-keys");
+                  (i == 3 && s[1] == "admin" &&
+                   (s[2] == "api-keys" || s[2] == "users"));
         t += "/" + (id ? std::string("{id}") : s[i]);
       }
       return t;
@@ -697,6 +728,13 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
       return dispatch("POST", [&] { CreateBackup(ctx, respond); });
     }
     return dispatch("GET", [&] { ListEvents(ctx, respond); });
+  }
+  if (s.size() == 4 && s[1] == "admin" && s[2] == "users") {
+    if (!ctx.actor.admin) {
+      return respond(ErrorResponse(
+          Status::PermissionDenied("This route needs an admin API key.")));
+    }
+    return dispatch("DELETE", [&] { EraseUser(ctx, s[3], respond); });
   }
   if (s.size() >= 3 && s[1] == "admin" && s[2] == "api-keys" && s.size() <= 4) {
     if (!ctx.actor.admin) {
@@ -1103,6 +1141,26 @@ void App::Handlers::DeleteConversation(const RequestCtx& ctx,
         return r;
       },
       std::move(respond));
+}
+
+void App::Handlers::EraseUser(const RequestCtx& ctx, const std::string& user_id,
+                              Respond respond) {
+  if (!IsValidUserId(user_id)) {
+    return respond(ErrorResponse(
+        Status::NotFound("No user can have the id '" + user_id + "'.")));
+  }
+  if (user_id == ctx.actor.user_id) {
+    return respond(ErrorResponse(Status::InvalidArgument(
+        "An admin cannot erase their own user (it would erase the key making "
+        "this request); use another admin's key.",
+        "user_id")));
+  }
+  app_.user_erasure_->Erase(
+      user_id, ctx.actor,
+      [respond = std::move(respond)](Result<UserErasureReport> report) {
+        if (!report.ok()) return respond(ErrorResponse(report.status()));
+        respond(JsonResponse(200, UserErasureToJson(*report)));
+      });
 }
 
 void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
@@ -1558,6 +1616,19 @@ ApiResponse App::Handlers::Metrics() const {
   AppendMetric(out, "convstore_erasure_purge_failures_total", "counter",
                "Purges of erased data that failed (each is tried again).",
                std::to_string(app_.purger_->failures()));
+  const RetentionSweeper* retention = app_.retention_.get();
+  AppendMetric(out, "convstore_retention_seconds", "gauge",
+               "Age of last change after which completed and archived "
+               "conversations are erased (serve --retention-days); 0: kept "
+               "for ever.",
+               std::to_string(app_.config_.retention_days * 86400));
+  AppendMetric(out, "convstore_retention_erased_total", "counter",
+               "Conversations erased by the retention policy.",
+               std::to_string(retention ? retention->erased() : 0));
+  AppendMetric(out, "convstore_retention_failures_total", "counter",
+               "Retention erasures that failed (each is tried again at the "
+               "next sweep).",
+               std::to_string(retention ? retention->failures() : 0));
   out += app_.request_metrics_.Render();
   ApiResponse r;
   r.status = 200;

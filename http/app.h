@@ -24,6 +24,8 @@
 #include "http/event_hub.h"
 #include "http/idempotency.h"
 #include "http/request_metrics.h"
+#include "http/retention.h"
+#include "http/user_erasure.h"
 #include "http/webhook_dispatcher.h"
 #include "http/webhook_store.h"
 #include "projections/read_models.h"
@@ -61,6 +63,12 @@ struct AppConfig {
   // How often erasures committed since the last purge are purged from the
   // store's files (flush + compaction), so a burst of them costs one purge.
   std::chrono::milliseconds erasure_purge_interval{1000};
+  // Retention (serve --retention-days): completed or archived conversations
+  // unchanged for this many days are erased in the background; 0 is off.
+  // The interval between sweeps, and the clock (tests move it forward).
+  int64_t retention_days = 0;
+  std::chrono::milliseconds retention_interval{60000};
+  std::function<int64_t()> retention_clock;
 };
 
 struct ApiRequest {
@@ -118,6 +126,9 @@ class App {
   // writer, which publishes into it until it stops.
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<GroupCommitWriter> writer_;
+  std::unique_ptr<UserErasure> user_erasure_;
+  // Stopped before the writer (it waits on the writer's commits).
+  std::unique_ptr<RetentionSweeper> retention_;
   std::unique_ptr<Handlers> handlers_;
   RequestMetrics request_metrics_;
   // Long reads (pages of up to 10,000 events) run here, never on an

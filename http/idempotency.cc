@@ -93,6 +93,22 @@ void IdempotencyStore::Put(LogBatch& batch, std::string_view user,
   batch.Put(cf_, ScopedKey(user, key), Encode(response));
 }
 
+Result<size_t> IdempotencyStore::EraseUser(LogBatch& batch,
+                                           std::string_view user) const {
+  const std::string prefix = ScopedKey(user, "");
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
+  size_t n = 0;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    batch.Delete(cf_, it->key().ToStringView());
+    ++n;
+  }
+  CONVSTORE_RETURN_IF_ERROR(
+      FromRocksStatus(it->status(), "read idempotency records"));
+  return n;
+}
+
 bool IdempotencyStore::TryBegin(std::string_view user, std::string_view key) {
   std::lock_guard<std::mutex> lock(mu_);
   return in_flight_.insert(ScopedKey(user, key)).second;

@@ -39,6 +39,9 @@ class IdempotencyStore {
                                              int64_t now_ms) const;
   void Put(LogBatch& batch, std::string_view user, std::string_view key,
            const StoredResponse& response) const;
+  // Deletes every stored response of `user` (committed ones), for the
+  // erasure of that user; returns how many.
+  Result<size_t> EraseUser(LogBatch& batch, std::string_view user) const;
 
   // In-flight guard: TryBegin fails while the same (user, key) is running.
   bool TryBegin(std::string_view user, std::string_view key);

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/data_key.h"
 #include "core/model_json.h"
 
 namespace convstore {
@@ -18,6 +19,10 @@ constexpr char kConversationsByOwnerCf[] = "conversations_by_owner";
 constexpr char kMessagesCf[] = "messages";
 constexpr char kMessageIdsCf[] = "message_ids";
 constexpr char kMetaCf[] = "meta";
+// What each user created that has a data key, erased or deleted ones
+// included until erased: "o<owner>\0<subject>" -> "" (a user's erasure
+// finds them by prefix) and "s<subject>" -> owner.
+constexpr char kSubjectsCf[] = "subjects";
 constexpr char kCheckpointKey[] = "checkpoint";
 
 // List-index keys: "<owner>\0<id with every byte inverted>". UUIDv7 ids
@@ -48,6 +53,32 @@ std::string MessageKey(std::string_view conversation_id, uint64_t revision) {
   k.push_back('\0');
   k += EncodePositionKey(revision);
   return k;
+}
+
+std::string SubjectsPrefix(std::string_view owner) {
+  std::string k = "o";
+  k += owner;
+  k.push_back('\0');
+  return k;
+}
+
+std::string SubjectOwnerKey(std::string_view subject) {
+  return "s" + std::string(subject);
+}
+
+// "e", the last change's time (8 bytes, big-endian, so oldest first), id.
+constexpr char kEndedPrefix = 'e';
+std::string EndedKey(int64_t updated_at_ms, std::string_view id) {
+  std::string k(1, kEndedPrefix);
+  k += EncodePositionKey(
+      static_cast<uint64_t>(std::max<int64_t>(0, updated_at_ms)));
+  k += id;
+  return k;
+}
+
+bool HasEnded(const Conversation& c) {
+  return c.status == ConversationStatus::kCompleted ||
+         c.status == ConversationStatus::kArchived;
 }
 
 std::string MessagePrefix(std::string_view conversation_id) {
@@ -234,7 +265,7 @@ std::vector<std::string> ReadModels::ColumnFamilies(std::string_view prefix) {
   std::vector<std::string> names;
   for (const char* suffix :
        {kAgentsCf, kAgentsByOwnerCf, kConversationsCf, kConversationsByOwnerCf,
-        kMessagesCf, kMessageIdsCf, kMetaCf}) {
+        kMessagesCf, kMessageIdsCf, kMetaCf, kSubjectsCf}) {
     names.push_back(std::string(prefix) + suffix);
   }
   return names;
@@ -249,7 +280,8 @@ ReadModels::ReadModels(EventLog* log, std::string_view prefix)
       conversations_by_owner_(log->cf(prefix_ + kConversationsByOwnerCf)),
       messages_(log->cf(prefix_ + kMessagesCf)),
       message_ids_(log->cf(prefix_ + kMessageIdsCf)),
-      meta_(log->cf(prefix_ + kMetaCf)) {}
+      meta_(log->cf(prefix_ + kMetaCf)),
+      subjects_(log->cf(prefix_ + kSubjectsCf)) {}
 
 Result<std::optional<std::string>> ReadModels::GetRaw(
     rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
@@ -345,6 +377,7 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
            {std::string_view(p.agent.created_by), std::string_view()}) {
         batch.Put(rm.agents_by_owner_, ListKey(owner, p.agent.id), "");
       }
+      rm.PutSubject(batch, p.agent.created_by, DataKeySubjectOf(e.stream));
       return Status();
     }
     Status operator()(const AgentUpdated& p) {
@@ -374,6 +407,8 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
     Status operator()(const ConversationCreated& p) {
       const Conversation& c = p.conversation;
       rm.PutConversation(batch, c, e.revision, e.position);
+      rm.PutSubject(batch, c.created_by, DataKeySubjectOf(e.stream));
+      rm.MoveEnded(batch, nullptr, &c);
       return Status();
     }
     Status operator()(const ConversationUpdated& p) {
@@ -381,6 +416,7 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       CONVSTORE_ASSIGN_OR_RETURN(
           cur, rm.GetConversationIn(batch, p.conversation_id));
       if (!cur) return Status::Corruption("update of unknown conversation");
+      const Conversation before = cur->value;
       cur->value.title = p.title;
       cur->value.metadata = p.metadata;
       cur->value.updated_at_ms = p.updated_at_ms;
@@ -388,6 +424,7 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       CONVSTORE_ASSIGN_OR_RETURN(status_position,
                                  rm.StatusPositionIn(batch, p.conversation_id));
       rm.PutConversation(batch, cur->value, e.revision, status_position);
+      rm.MoveEnded(batch, &before, &cur->value);
       return Status();
     }
     Status operator()(const ConversationStatusChanged& p) {
@@ -395,9 +432,11 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       CONVSTORE_ASSIGN_OR_RETURN(
           cur, rm.GetConversationIn(batch, p.conversation_id));
       if (!cur) return Status::Corruption("status of unknown conversation");
+      const Conversation before = cur->value;
       cur->value.status = p.to;
       cur->value.updated_at_ms = p.updated_at_ms;
       rm.PutConversation(batch, cur->value, e.revision, e.position);
+      rm.MoveEnded(batch, &before, &cur->value);
       return Status();
     }
     Status operator()(const MessageAppended& p) {
@@ -414,7 +453,10 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       std::optional<Versioned<Conversation>> cur;
       CONVSTORE_ASSIGN_OR_RETURN(
           cur, rm.GetConversationIn(batch, p.conversation_id));
+      CONVSTORE_RETURN_IF_ERROR(
+          rm.DeleteSubject(batch, DataKeySubjectOf(e.stream)));
       if (!cur) return Status();
+      rm.MoveEnded(batch, &cur->value, nullptr);
       batch.Delete(rm.conversations_, p.conversation_id);
       for (std::string_view owner :
            {std::string_view(cur->value.created_by), std::string_view()}) {
@@ -440,6 +482,22 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
         batch.Delete(rm.messages_, key);
       }
       return Status();
+    }
+    Status operator()(const AgentErased& p) {
+      // The agent's rows are gone already if it was deleted before.
+      std::optional<Versioned<Agent>> cur;
+      CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgentIn(batch, p.agent_id));
+      if (cur) {
+        batch.Delete(rm.agents_, p.agent_id);
+        for (std::string_view owner :
+             {std::string_view(cur->value.created_by), std::string_view()}) {
+          batch.Delete(rm.agents_by_owner_, ListKey(owner, p.agent_id));
+        }
+      }
+      return rm.DeleteSubject(batch, DataKeySubjectOf(e.stream));
+    }
+    Status operator()(const UserErased&) {
+      return Status();  // its subjects' own erasures came before it
     }
   };
   // An erased event's payload is gone; its erasure event, later in the log,
@@ -474,6 +532,66 @@ void ReadModels::PutConversation(Rows& batch, const Conversation& c,
        {std::string_view(c.created_by), std::string_view()}) {
     batch.Put(conversations_by_owner_, ListKey(owner, c.id), entry);
   }
+}
+
+template <typename Rows>
+void ReadModels::PutSubject(Rows& batch, std::string_view owner,
+                            std::string_view subject) const {
+  batch.Put(subjects_, SubjectsPrefix(owner) + std::string(subject), "");
+  batch.Put(subjects_, SubjectOwnerKey(subject), owner);
+}
+
+template <typename Rows>
+Status ReadModels::DeleteSubject(Rows& batch, std::string_view subject) const {
+  std::optional<std::string> owner;
+  CONVSTORE_ASSIGN_OR_RETURN(owner,
+                             batch.Get(subjects_, SubjectOwnerKey(subject)));
+  if (!owner) return Status();
+  batch.Delete(subjects_, SubjectsPrefix(*owner) + std::string(subject));
+  batch.Delete(subjects_, SubjectOwnerKey(subject));
+  return Status();
+}
+
+template <typename Rows>
+void ReadModels::MoveEnded(Rows& batch, const Conversation* before,
+                           const Conversation* after) const {
+  if (before != nullptr && HasEnded(*before)) {
+    batch.Delete(subjects_, EndedKey(before->updated_at_ms, before->id));
+  }
+  if (after != nullptr && HasEnded(*after)) {
+    batch.Put(subjects_, EndedKey(after->updated_at_ms, after->id), "");
+  }
+}
+
+Result<std::vector<std::string>> ReadModels::EndedBefore(int64_t cutoff_ms,
+                                                         size_t limit) const {
+  const std::string prefix(1, kEndedPrefix);
+  const std::string end = EndedKey(cutoff_ms, "");
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), subjects_));
+  for (it->Seek(prefix);
+       it->Valid() && it->key().compare(end) < 0 && out.size() < limit;
+       it->Next()) {
+    out.emplace_back(it->key().ToStringView().substr(end.size()));
+  }
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
+  return out;
+}
+
+Result<std::vector<std::string>> ReadModels::SubjectsOf(std::string_view owner,
+                                                        size_t limit) const {
+  const std::string prefix = SubjectsPrefix(owner);
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), subjects_));
+  for (it->Seek(prefix);
+       it->Valid() && HasPrefix(it->key(), prefix) && out.size() < limit;
+       it->Next()) {
+    out.emplace_back(it->key().ToStringView().substr(prefix.size()));
+  }
+  CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
+  return out;
 }
 
 template <typename Rows>
@@ -560,7 +678,7 @@ Status ReadModels::BuildFrom(const EventLog& source, uint64_t up_to) {
   // Written without the WAL: durable once the tables are flushed.
   std::vector<rocksdb::ColumnFamilyHandle*> tables = {
       agents_,   agents_by_owner_, conversations_, conversations_by_owner_,
-      messages_, message_ids_,     meta_};
+      messages_, message_ids_,     meta_,          subjects_};
   rocksdb::FlushOptions flush;
   flush.wait = true;
   return FromRocksStatus(log_->db()->Flush(flush, tables),

@@ -61,7 +61,10 @@ inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
 // 4: message rows start with their event's 8-byte log position, and
 // conversation list entries carry the position of their status's event
 // (what the live message streams resume from).
-inline constexpr uint8_t kReadModelsFormat = 4;
+// 5: the subjects table (what each user created that has a data key, for
+// a user's erasure; and completed or archived conversations by the time of
+// their last change, for retention).
+inline constexpr uint8_t kReadModelsFormat = 5;
 
 class ReadModels : public EventSink,
                    public std::enable_shared_from_this<ReadModels> {
@@ -142,6 +145,16 @@ class ReadModels : public EventSink,
   };
   Result<std::vector<PositionedMessage>> MessagesFrom(
       std::string_view conversation_id, uint64_t from, size_t limit) const;
+  // The data-key subjects (DataKeySubjectOf: "c<conversation id>",
+  // "a<agent id>") of what `owner` created and is not erased yet, deleted
+  // agents included; at most `limit`, from the committed state.
+  Result<std::vector<std::string>> SubjectsOf(std::string_view owner,
+                                              size_t limit) const;
+  // Completed or archived conversations whose last change is before
+  // `cutoff_ms`, oldest change first; at most `limit`, committed state.
+  Result<std::vector<std::string>> EndedBefore(int64_t cutoff_ms,
+                                               size_t limit) const;
+
   // When this object is owned by a shared_ptr, the stream keeps it (and so
   // its column families) alive until the stream is done.
   std::unique_ptr<MessageStream> StreamMessages(
@@ -177,6 +190,18 @@ class ReadModels : public EventSink,
   template <typename Rows>
   void PutConversation(Rows& rows, const Conversation& c, uint64_t revision,
                        uint64_t status_position) const;
+  // A subject's rows in the subjects table.
+  template <typename Rows>
+  void PutSubject(Rows& rows, std::string_view owner,
+                  std::string_view subject) const;
+  template <typename Rows>
+  Status DeleteSubject(Rows& rows, std::string_view subject) const;
+  // Moves a conversation's row in the ended-conversations index from what
+  // it was (`before`, null when new) to what it is (`after`, null when
+  // erased); only completed and archived ones have one.
+  template <typename Rows>
+  void MoveEnded(Rows& rows, const Conversation* before,
+                 const Conversation* after) const;
   // The status position in a conversation's stored list entry.
   template <typename Rows>
   Result<uint64_t> StatusPositionIn(const Rows& rows,
@@ -191,6 +216,7 @@ class ReadModels : public EventSink,
   rocksdb::ColumnFamilyHandle* messages_;
   rocksdb::ColumnFamilyHandle* message_ids_;
   rocksdb::ColumnFamilyHandle* meta_;
+  rocksdb::ColumnFamilyHandle* subjects_;
 };
 
 }  // namespace convstore

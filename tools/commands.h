@@ -20,6 +20,7 @@ struct ServeFlags {
   int64_t read_timeout = 30;
   size_t max_connections = 10000;
   int64_t webhook_timeout = 10;
+  int64_t retention_days = 0;  // 0: keep everything
   std::string webhook_ca_file;
 };
 int RunServe(const ServeFlags& flags);

@@ -88,6 +88,13 @@ int main(int argc, char** argv) {
                    "URLs, besides the system's (e.g. a private CA)")
       ->envname("CONVSTORE_WEBHOOK_CA_FILE")
       ->check(CLI::ExistingFile);
+  serve_cmd
+      ->add_option("--retention-days", serve.retention_days,
+                   "Erase completed and archived conversations unchanged for "
+                   "this many days, in the background (0: keep everything)")
+      ->envname("CONVSTORE_RETENTION_DAYS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{36500}));
 
   CLI::App* events_cmd =
       cli.add_subcommand("events", "Read the event log (for analytics).");

@@ -54,6 +54,7 @@ int RunServe(const ServeFlags& f) {
   if (!f.admin_key.empty()) config.bootstrap_admin_key = f.admin_key;
   config.webhook_timeout = std::chrono::seconds(f.webhook_timeout);
   config.webhook_ca_file = f.webhook_ca_file;
+  config.retention_days = f.retention_days;
   if (lk.dev_defaults) {
     spdlog::warn(
         "LiveKit is not configured (LIVEKIT_URL, LIVEKIT_API_KEY, "

@@ -3,6 +3,10 @@
 // list; its events stay in the log as envelopes marked erased; and once the
 // purge that follows has run, a string that was only in the erased
 // conversation is in no file under the data dir, WAL and tables included.
+// DELETE /v1/admin/users/{user_id} does the same to everything a user
+// created, revokes their keys for good, reports what it erased, and finishes
+// after a restart that interrupted it. With a retention policy, completed
+// and archived conversations unchanged for longer are erased by themselves.
 
 #include <gtest/gtest.h>
 
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "tests/support/api_assertions.h"
+#include "tests/support/faulty_fs.h"
 #include "tests/support/test_server.h"
 
 namespace convstore::testing {
@@ -62,7 +67,9 @@ bool WaitForPurge(HttpClient& client) {
 
 class ErasureTest : public AliceAndBobTest {
  protected:
-  ErasureTest() : AliceAndBobTest(FastPurge()) {
+  ErasureTest() : ErasureTest(FastPurge()) {}
+  explicit ErasureTest(http::AppConfig config)
+      : AliceAndBobTest(std::move(config)) {
     agent_ = Str(CreateAgent(client_, alice_,
                              R"({"name":"Support","instructions":"Be kind."})"),
                  "id");
@@ -262,6 +269,335 @@ TEST_F(ErasureTest, AppendsRacingADeleteEitherLandBeforeItOrGet404) {
   EXPECT_EQ(created.load() + 1, messages) << "and the system message";
   EXPECT_EQ(
       0u, MetricValue(client_, "convstore_log_head_position") - events.size());
+}
+
+// ------------------------------------------------------------ users
+
+// Erin's things: an agent (with instructions, so each conversation starts
+// with a system message), `conversations` conversations of `messages`
+// messages each (and one more with an Idempotency-Key in the first), and a
+// webhook; `text` is in all of them.
+struct ErinsThings {
+  std::string key;
+  std::string agent;
+  std::vector<std::string> conversations;
+  std::string webhook;
+};
+
+ErinsThings MakeErinsThings(TestServer& server, HttpClient& client,
+                            const std::string& user, int conversations,
+                            int messages, const std::string& text) {
+  ErinsThings erin;
+  erin.key = server.CreateKey(user);
+  erin.agent = Str(
+      CreateAgent(client, erin.key,
+                  R"({"name":"Erin's","instructions":"Say )" + text + R"("})"),
+      "id");
+  for (int c = 0; c < conversations; ++c) {
+    const std::string id = Str(
+        CreateConversation(client, erin.key, erin.agent, "call " + text), "id");
+    for (int m = 0; m < messages; ++m) {
+      EXPECT_EQ(201u, client
+                          .Post("/v1/conversations/" + id + "/messages",
+                                erin.key, MessageBody("my secret is " + text))
+                          .status);
+    }
+    erin.conversations.push_back(id);
+  }
+  if (!erin.conversations.empty()) {  // a response kept for its replay
+    EXPECT_EQ(201u, client
+                        .Post("/v1/conversations/" + erin.conversations[0] +
+                                  "/messages",
+                              erin.key, MessageBody("replayable " + text),
+                              {{"Idempotency-Key", "erin-1"}})
+                        .status);
+  }
+  HttpResponse hook = client.Post("/v1/webhooks", erin.key,
+                                  R"({"url":"http://127.0.0.1:9/)" + text +
+                                      R"(","events":["message.created"]})");
+  EXPECT_EQ(201u, hook.status) << hook.body;
+  erin.webhook = Str(Parsed(hook), "id");
+  return erin;
+}
+
+TEST_F(ErasureTest, AUserErasureErasesEverythingTheyCreatedAndReportsIt) {
+  const std::string kept = ConversationWithMessages("alice's", 1);
+  ErinsThings erin = MakeErinsThings(server_, client_, "erin", 2, 3, "x");
+
+  HttpResponse erased = client_.Delete("/v1/admin/users/erin", kAdmin);
+  ASSERT_EQ(200u, erased.status) << erased.body;
+  const json::object report = Parsed(erased).as_object();
+  EXPECT_EQ("erin", Str(report, "user_id"));
+  EXPECT_EQ("erased", Str(report, "status"));
+  EXPECT_EQ("admin", Str(report, "erased_by"));
+  EXPECT_EQ(
+      json::value({{"agents", 1},
+                   {"conversations", 2},
+                   {"messages", 9},  // 2 x (system message + 3), 1 replayable
+                   {"api_keys", 1},
+                   {"webhooks", 1}}),
+      report.at("erased"));
+
+  EXPECT_TRUE(
+      IsError(client_.Get("/v1/agents", erin.key), 401, "authentication_error"))
+      << "their key is gone";
+  EXPECT_TRUE(IsError(client_.Get("/v1/agents/" + erin.agent, kAdmin), 404,
+                      "not_found_error"));
+  for (const std::string& id : erin.conversations) {
+    EXPECT_TRUE(IsError(client_.Get("/v1/conversations/" + id, kAdmin), 404,
+                        "not_found_error"));
+    EXPECT_TRUE(
+        IsError(client_.Get("/v1/conversations/" + id + "/messages", kAdmin),
+                404, "not_found_error"));
+  }
+  EXPECT_TRUE(IsError(client_.Get("/v1/webhooks/" + erin.webhook, kAdmin), 404,
+                      "not_found_error"));
+  EXPECT_EQ(std::vector<std::string>{kept}, ListedIds(kAdmin));
+  HttpResponse agents = client_.Get("/v1/agents?limit=100", kAdmin);
+  EXPECT_EQ(std::vector<std::string>{agent_}, Ids(Parsed(agents).as_array()));
+
+  // Once more: nothing new, so the same report and nothing written.
+  const uint64_t head = LogHead(client_);
+  HttpResponse again = client_.Delete("/v1/admin/users/erin", kAdmin);
+  ASSERT_EQ(200u, again.status) << again.body;
+  EXPECT_EQ(json::value(report), Parsed(again));
+  EXPECT_EQ(head, LogHead(client_));
+
+  // The log: the erasures of erin's subjects, then UserErased naming erin
+  // only by a ref (no personal data in it).
+  std::vector<json::value> events = AdminEvents(server_.port());
+  ASSERT_FALSE(events.empty());
+  const json::object& last = events.back().as_object();
+  EXPECT_EQ("UserErased", Str(last, "type"));
+  EXPECT_EQ("admin", Str(last, "actor"));
+  EXPECT_EQ(std::string::npos, json::serialize(last).find("erin"))
+      << json::serialize(last);
+  const json::object& payload = last.at("payload").as_object();
+  EXPECT_EQ(32u, Str(payload, "user_ref").size());
+  EXPECT_EQ("user-" + Str(payload, "user_ref"), Str(last, "stream"));
+  EXPECT_EQ(2u, U64(payload, "conversations"));
+  EXPECT_EQ(9u, U64(payload, "messages"));
+  int agent_erasures = 0;
+  for (const json::value& v : events) {
+    if (Str(v, "type") == "AgentErased") {
+      ++agent_erasures;
+      EXPECT_EQ(erin.agent, Str(v.at("payload"), "agent_id"));
+      EXPECT_EQ("user_erased", Str(v.at("payload"), "reason"));
+    }
+    if (Str(v, "stream") == "agent-" + erin.agent &&
+        Str(v, "type") != "AgentErased") {
+      EXPECT_TRUE(v.as_object().contains("erased")) << json::serialize(v);
+      EXPECT_TRUE(v.at("actor").is_null()) << "sealed with the payload";
+    }
+  }
+  EXPECT_EQ(1, agent_erasures);
+}
+
+TEST_F(ErasureTest, ErasingAUserIsForAdminsAndNotForThemselves) {
+  EXPECT_TRUE(IsError(client_.Delete("/v1/admin/users/bob", alice_), 403,
+                      "permission_error"));
+  EXPECT_EQ(200u, client_.Get("/v1/agents", bob_).status) << "bob is intact";
+  EXPECT_TRUE(IsError(client_.Delete("/v1/admin/users/admin", kAdmin), 400,
+                      "invalid_request_error"));
+  EXPECT_TRUE(IsError(client_.Delete("/v1/admin/users/not%20valid", kAdmin),
+                      404, "not_found_error"));
+  // A user who never created anything: erased, with nothing to erase.
+  HttpResponse nobody = client_.Delete("/v1/admin/users/nobody", kAdmin);
+  ASSERT_EQ(200u, nobody.status) << nobody.body;
+  EXPECT_EQ(0u, U64(Parsed(nobody).at("erased").as_object(), "conversations"));
+}
+
+TEST_F(ErasureTest, AfterAUserErasureTheirTextAndIdAreInNoFileOfTheDataDir) {
+  const std::string secret = "erin-secret-5c1d9e0a7b3f4268";
+  const std::string user = "erin-7d2c4b1a9e";
+  MakeErinsThings(server_, client_, user, 3, 2, secret);
+  ConversationWithMessages("kept", 1, "keep-me-0b1c2d3e4f5a6978");
+  ASSERT_FALSE(FilesContaining(server_.data_dir(), secret).empty());
+  ASSERT_FALSE(FilesContaining(server_.data_dir(), user).empty());
+
+  ASSERT_EQ(200u, client_.Delete("/v1/admin/users/" + user, kAdmin).status);
+  ASSERT_TRUE(WaitForPurge(client_));
+  EXPECT_EQ(std::vector<std::string>{},
+            FilesContaining(server_.data_dir(), secret));
+  EXPECT_FALSE(
+      FilesContaining(server_.data_dir(), "keep-me-0b1c2d3e4f5a6978").empty());
+
+  // Their user id too, once the store was opened again: keys of tables
+  // beside the log name owners, and RocksDB's MANIFEST keeps the key range
+  // of each table file it ever had until it is rewritten at open.
+  const std::string dir = server_.data_dir();
+  server_.Stop();
+  TestServer(dir).Stop();
+  EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, user))
+      << "not even their user id";
+  EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, secret));
+}
+
+// Fails the log's syncs part-way through a user's erasure, restarts the
+// server over the same data dir (a healthy disk now), and checks that the
+// erasure finishes by itself, with one report for all of it.
+TEST(UserErasureRestartTest, ARestartInTheMiddleOfAUserErasureFinishesIt) {
+  TempDir dir;
+  const std::string data_dir = (dir.path() / "data").string();
+  auto fs = std::make_shared<FaultyFileSystem>();
+  http::AppConfig config;
+  config.erasure_purge_interval = std::chrono::hours(1);  // no extra syncs
+  auto server =
+      std::make_unique<TestServer>(data_dir, http::LiveKitConfig{}, EnvOver(fs),
+                                   http::ServerOptions{}, config);
+  HttpClient client = server->Client();
+  // 70 conversations: three steps of 32 subjects, plus the agent.
+  ErinsThings erin = MakeErinsThings(*server, client, "erin", 70, 0, "y");
+  const std::string alice = server->CreateKey("alice");
+  const std::string agent =
+      Str(CreateAgent(client, alice, R"({"name":"a"})"), "id");
+  const std::string kept = Str(CreateConversation(client, alice, agent), "id");
+
+  fs->FailWalSyncsAfter(2);  // the start and one step of subjects
+  HttpResponse failed = client.Delete("/v1/admin/users/erin", kAdmin);
+  EXPECT_EQ(503u, failed.status) << failed.body;
+  server->Stop();
+  server.reset();
+
+  server = std::make_unique<TestServer>(data_dir);
+  HttpClient after = server->Client();
+  EXPECT_TRUE(
+      IsError(after.Get("/v1/agents", erin.key), 401, "authentication_error"));
+  // Finished in the background, without being asked again.
+  std::optional<json::object> user_erased;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!user_erased && std::chrono::steady_clock::now() < deadline) {
+    for (const json::value& v : AdminEvents(server->port())) {
+      if (Str(v, "type") == "UserErased")
+        user_erased = v.at("payload").as_object();
+    }
+    if (!user_erased)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(user_erased) << "the erasure was not resumed";
+  EXPECT_EQ(70u, U64(*user_erased, "conversations"));
+  EXPECT_EQ(71u, U64(*user_erased, "messages"))
+      << "their system messages and a replayable one";
+  EXPECT_EQ(1u, U64(*user_erased, "agents"));
+  EXPECT_EQ(1u, U64(*user_erased, "api_keys"));
+  EXPECT_EQ(1u, U64(*user_erased, "webhooks"));
+
+  HttpResponse listed = after.Get("/v1/conversations?limit=100", kAdmin);
+  EXPECT_EQ(std::vector<std::string>{kept}, Ids(Parsed(listed).as_array()));
+  for (const std::string& id : erin.conversations) {
+    EXPECT_EQ(404u, after.Get("/v1/conversations/" + id, kAdmin).status);
+  }
+  HttpResponse report = after.Delete("/v1/admin/users/erin", kAdmin);
+  ASSERT_EQ(200u, report.status);
+  EXPECT_EQ(70u, U64(Parsed(report).at("erased").as_object(), "conversations"))
+      << "one report for the whole erasure";
+}
+
+// ------------------------------------------------------------ retention
+
+int64_t WallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+
+// A 30-day policy, swept every 20 ms, on a clock the test sets (0: the
+// sweeper sees 1970, so nothing is old enough).
+struct RetentionClock {
+  std::shared_ptr<std::atomic<int64_t>> now =
+      std::make_shared<std::atomic<int64_t>>(0);
+  http::AppConfig Config() const {
+    http::AppConfig config = FastPurge();
+    config.retention_days = 30;
+    config.retention_interval = std::chrono::milliseconds(20);
+    config.retention_clock = [now = now] { return now->load(); };
+    return config;
+  }
+};
+
+class RetentionTest : private RetentionClock, public ErasureTest {
+ protected:
+  RetentionTest() : ErasureTest(RetentionClock::Config()) {}
+  void SetClock(int64_t ms) { now->store(ms); }
+  void SetStatus(const std::string& id, const std::string& status) {
+    HttpResponse r = client_.Patch("/v1/conversations/" + id, alice_,
+                                   R"({"status":")" + status + R"("})");
+    ASSERT_EQ(200u, r.status) << r.body;
+  }
+  // Waits (at most 30 s) until retention has erased `n` conversations.
+  bool WaitForRetention(uint64_t n) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (MetricValue(client_, "convstore_retention_erased_total") >= n) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+};
+
+TEST_F(RetentionTest, EndedConversationsOlderThanThePolicyAreErased) {
+  const std::string secret = "expired-9a8b7c6d5e4f3021";
+  const std::string completed =
+      ConversationWithMessages("old completed", 2, secret);
+  SetStatus(completed, "completed");
+  const std::string archived = ConversationWithMessages("old archived", 1);
+  SetStatus(archived, "archived");
+  const std::string active = ConversationWithMessages("old but active", 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const int64_t cut = WallMillis();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const std::string recent = ConversationWithMessages("ended later", 1);
+  SetStatus(recent, "completed");
+
+  // 30 days after `cut`: only what ended (last changed) before it expired.
+  SetClock(cut + 30 * kDayMs);
+  ASSERT_TRUE(WaitForRetention(2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(2u, MetricValue(client_, "convstore_retention_erased_total"));
+  for (const std::string& id : {completed, archived}) {
+    EXPECT_TRUE(IsError(client_.Get("/v1/conversations/" + id, alice_), 404,
+                        "not_found_error"));
+  }
+  for (const std::string& id : {active, recent}) {
+    EXPECT_EQ(200u, client_.Get("/v1/conversations/" + id, alice_).status);
+  }
+  int retention_erasures = 0;
+  for (const json::value& v : AdminEvents(server_.port())) {
+    if (Str(v, "type") != "ConversationErased") continue;
+    ++retention_erasures;
+    EXPECT_EQ("convstore:retention", Str(v, "actor"));
+    EXPECT_EQ("retention", Str(v.at("payload"), "reason"));
+  }
+  EXPECT_EQ(2, retention_erasures);
+
+  ASSERT_TRUE(WaitForPurge(client_));
+  EXPECT_EQ(std::vector<std::string>{},
+            FilesContaining(server_.data_dir(), secret));
+}
+
+TEST_F(RetentionTest, AChangeAfterTheEndRestartsTheClock) {
+  const std::string id = ConversationWithMessages("renamed", 1);
+  SetStatus(id, "completed");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const int64_t cut = WallMillis();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  HttpResponse renamed = client_.Patch("/v1/conversations/" + id, alice_,
+                                       R"({"title":"still wanted"})");
+  ASSERT_EQ(200u, renamed.status) << renamed.body;
+
+  SetClock(cut + 30 * kDayMs);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(200u, client_.Get("/v1/conversations/" + id, alice_).status)
+      << "its last change is younger than 30 days";
+  SetClock(WallMillis() + 31 * kDayMs);
+  ASSERT_TRUE(WaitForRetention(1));
+  EXPECT_EQ(404u, client_.Get("/v1/conversations/" + id, alice_).status);
 }
 
 }  // namespace

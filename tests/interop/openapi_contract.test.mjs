@@ -78,6 +78,7 @@ const SERVER_ROUTES = {
   '/v1/admin/backups': ['POST'],
   '/v1/admin/api-keys': ['GET', 'POST'],
   '/v1/admin/api-keys/{id}': ['DELETE'],
+  '/v1/admin/users/{user_id}': ['DELETE'],
 };
 // Routes http/app.cc answers outside its dispatch(...) helper.
 const ROUTES_OUTSIDE_DISPATCH = [
@@ -917,6 +918,39 @@ step('webhooks', async () => {
   }
 });
 
+step('admin: erase a user', async () => {
+  const op = 'DELETE /v1/admin/users/{user_id}';
+  const erin = jsonOf(await call('POST /v1/admin/api-keys',
+    '/v1/admin/api-keys', 201, { key: ADMIN, json: { user_id: 'erin' } }));
+  const agent = jsonOf(await call('POST /v1/agents', '/v1/agents', 201,
+    { key: erin.key, json: { name: 'Erin agent' } }));
+  const conv = jsonOf(await call('POST /v1/conversations',
+    '/v1/conversations', 201,
+    { key: erin.key, json: { agent_id: agent.id, title: 'Erin call' } }));
+  await call('POST /v1/conversations/{id}/messages',
+    `/v1/conversations/${conv.id}/messages`, 201,
+    { key: erin.key, json: { role: 'user', content: 'erin says hi' } });
+
+  await call(op, '/v1/admin/users/erin', 403, { key: ctx.alice });
+  await call(op, '/v1/admin/users/not%20a%20user', 404, { key: ADMIN });
+  await commonErrors(op, '/v1/admin/users/erin', ADMIN);
+  const report = jsonOf(await call(op, '/v1/admin/users/erin', 200,
+    { key: ADMIN }));
+  assert.equal(report.status, 'erased');
+  assert.deepEqual(report.erased, { agents: 1, conversations: 1, messages: 1,
+    api_keys: 1, webhooks: 0 });
+  assert.deepEqual(jsonOf(await call(op, '/v1/admin/users/erin', 200,
+    { key: ADMIN })), report, 'a repeat reports the same erasure');
+  await call('GET /v1/agents', '/v1/agents', 401, { key: erin.key });
+  await call('GET /v1/conversations/{id}', `/v1/conversations/${conv.id}`,
+    404, { key: ADMIN });
+  // An admin cannot erase themselves: the key making the request is theirs.
+  const admins = jsonOf(await call('GET /v1/admin/api-keys',
+    '/v1/admin/api-keys', 200, { key: ADMIN }));
+  const me = admins.find((k) => k.role === 'admin');
+  await call(op, `/v1/admin/users/${me.user_id}`, 400, { key: ADMIN });
+});
+
 step('admin: backups', async () => {
   const op = 'POST /v1/admin/backups';
   const dir = path.join(server.dir, 'backup-1');
@@ -1029,7 +1063,8 @@ step('methods a path does not document are 404 or 405', async () => {
     .replace('/v1/agents/{id}', `/v1/agents/${ctx.agent.id}`)
     .replace('/v1/conversations/{id}', `/v1/conversations/${ctx.conv.id}`)
     .replace('/v1/admin/api-keys/{id}', `/v1/admin/api-keys/key_${UNKNOWN_UUID}`)
-    .replace('/v1/webhooks/{id}', `/v1/webhooks/wh_${UNKNOWN_UUID}`);
+    .replace('/v1/webhooks/{id}', `/v1/webhooks/wh_${UNKNOWN_UUID}`)
+    .replace('/v1/admin/users/{user_id}', '/v1/admin/users/nobody');
   const paths = new Set([...Object.keys(DOC.paths),
     ...Object.keys(SERVER_ROUTES)]);
   for (const template of paths) {

@@ -24,6 +24,11 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
   const char* Name() const override { return "FaultyFileSystem"; }
 
   void FailWalSyncs(bool fail) { fail_wal_syncs_ = fail; }
+  // Lets the next `passing` syncs through, then fails every later one.
+  void FailWalSyncsAfter(int passing) {
+    syncs_left_ = passing;
+    counting_ = true;
+  }
   uint64_t failed_syncs() const { return failed_syncs_; }
 
   void HoldWalSyncs(bool hold) {
@@ -55,13 +60,13 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& o,
                            rocksdb::IODebugContext* d) override {
       fs_->WaitWhileHeld();
-      if (fs_->fail_wal_syncs_) return Fail();
+      if (fs_->ShouldFail()) return Fail();
       return FSWritableFileOwnerWrapper::Sync(o, d);
     }
     rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o,
                             rocksdb::IODebugContext* d) override {
       fs_->WaitWhileHeld();
-      if (fs_->fail_wal_syncs_) return Fail();
+      if (fs_->ShouldFail()) return Fail();
       return FSWritableFileOwnerWrapper::Fsync(o, d);
     }
 
@@ -72,6 +77,15 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
     }
     FaultyFileSystem* fs_;
   };
+
+  bool ShouldFail() {
+    if (fail_wal_syncs_) return true;
+    if (counting_ && syncs_left_.fetch_sub(1) <= 0) {
+      fail_wal_syncs_ = true;
+      return true;
+    }
+    return false;
+  }
 
   void WaitWhileHeld() {
     std::unique_lock<std::mutex> lock(hold_mu_);
@@ -86,6 +100,8 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
   bool hold_wal_syncs_ = false;
   std::atomic<int> held_syncs_{0};
   std::atomic<bool> fail_wal_syncs_{false};
+  std::atomic<bool> counting_{false};
+  std::atomic<int> syncs_left_{0};
   std::atomic<uint64_t> failed_syncs_{0};
 };
 

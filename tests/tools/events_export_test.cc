@@ -184,6 +184,52 @@ TEST_F(EventsExportTest, JsonLinesEqualTheAdminEventsPagesWhileTheServerRuns) {
   }
 }
 
+TEST_F(EventsExportTest,
+       AfterAnErasureEveryEnvelopeStaysAndOnlyItsPayloadGoes) {
+  CommandResult before = Export();
+  ASSERT_EQ(0, before.exit_code) << Describe(before);
+  const std::vector<json::value> was = ParseLines(before.out);
+  HttpClient c = server_->Client();
+  ASSERT_EQ(
+      204u,
+      c.Delete("/v1/conversations/" + conversations_[0], user_key_).status);
+
+  CommandResult after = Export();
+  ASSERT_EQ(0, after.exit_code) << Describe(after);
+  const std::vector<json::value> is = ParseLines(after.out);
+  ASSERT_EQ(was.size() + 1, is.size()) << "the erasure is one more event";
+  size_t erased = 0;
+  for (size_t i = 0; i < was.size(); ++i) {
+    const json::object& w = was[i].as_object();
+    const json::object& e = is[i].as_object();
+    for (const char* same : {"position", "stream", "revision", "event_id",
+                             "type", "recorded_at"}) {
+      EXPECT_EQ(w.at(same), e.at(same)) << same << " of line " << i + 1;
+    }
+    if (!Str(e, "stream").ends_with(conversations_[0])) {
+      EXPECT_EQ(was[i], is[i]) << "line " << i + 1 << " is not erased";
+      continue;
+    }
+    ++erased;
+    EXPECT_EQ(json::value(true),
+              e.contains("erased") ? e.at("erased") : json::value())
+        << json::serialize(e);
+    EXPECT_FALSE(e.contains("payload")) << json::serialize(e);
+    EXPECT_TRUE(e.at("actor").is_null()) << json::serialize(e);
+    EXPECT_TRUE(e.at("idempotency_key").is_null()) << json::serialize(e);
+  }
+  // Created, the system message, two messages (one with an Idempotency-Key).
+  EXPECT_EQ(4u, erased);
+  EXPECT_EQ("ConversationErased", Str(is.back(), "type"));
+  EXPECT_EQ(conversations_[0], Str(is.back().at("payload"), "conversation_id"));
+
+  CommandResult csv = Export({"--format", "csv"});
+  ASSERT_EQ(0, csv.exit_code) << Describe(csv);
+  bool ok = true;
+  EXPECT_EQ(is.size() + 1, ParseCsv(csv.out, &ok).size()) << "and a header";
+  EXPECT_TRUE(ok);
+}
+
 TEST_F(EventsExportTest, LinesAreInGaplessPositionOrderFromOne) {
   CommandResult r = Export();
   ASSERT_EQ(0, r.exit_code) << Describe(r);

@@ -1,6 +1,7 @@
 // Spec for `convstore serve`'s webhook settings, through the real binary:
 // --webhook-ca-file (CONVSTORE_WEBHOOK_CA_FILE) and --webhook-timeout
-// (CONVSTORE_WEBHOOK_TIMEOUT) reach the deliveries.
+// (CONVSTORE_WEBHOOK_TIMEOUT) reach the deliveries; --retention-days
+// (CONVSTORE_RETENTION_DAYS) reaches the retention policy.
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -97,6 +98,34 @@ TEST(ServeFlagsTest, BadWebhookSettingsRefuseToStartAndSayWhy) {
         << Describe(bad_timeout);
   }
   // Nothing was started on the way: no store was created.
+  EXPECT_FALSE(std::filesystem::exists(data));
+}
+
+TEST(ServeFlagsTest, RetentionDaysComesFromItsEnvironmentVariable) {
+  TempDir dir;
+  {
+    ServerProcess server((dir.path() / "data").string(), kAdmin,
+                         {{"CONVSTORE_RETENTION_DAYS", "30"}});
+    HttpClient c = server.Client();
+    EXPECT_EQ(30u * 86400, MetricValue(c, "convstore_retention_seconds"));
+  }
+  ServerProcess server((dir.path() / "data").string(), kAdmin);
+  HttpClient c = server.Client();
+  EXPECT_EQ(0u, MetricValue(c, "convstore_retention_seconds"))
+      << "off by default";
+}
+
+TEST(ServeFlagsTest, BadRetentionDaysRefuseToStartAndSayWhy) {
+  TempDir dir;
+  const std::string data = (dir.path() / "data").string();
+  for (const char* days : {"-1", "36501", "thirty"}) {
+    CommandResult bad =
+        RunConvstore({"serve", "--listen", "127.0.0.1:0", "--data-dir", data,
+                      "--retention-days", days});
+    EXPECT_NE(0, bad.exit_code) << Describe(bad);
+    EXPECT_NE(std::string::npos, bad.err.find("--retention-days"))
+        << Describe(bad);
+  }
   EXPECT_FALSE(std::filesystem::exists(data));
 }
 
