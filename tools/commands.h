@@ -75,6 +75,9 @@ int RunStats(const StatsFlags& flags);
 struct BackupFlags {
   OnlineFlags where;
   std::string dir;
+  // restore: a live data dir whose erasures are re-applied to the restored
+  // store (empty: none).
+  std::string erasures_from;
 };
 int RunBackupCreate(const BackupFlags& flags);
 int RunBackupRestore(const BackupFlags& flags);

@@ -224,7 +224,9 @@ int main(int argc, char** argv) {
   CLI::App* backup_restore = backup_cmd->add_subcommand(
       "restore",
       "Restore backup DIR into --data-dir (which must not exist or be "
-      "empty), then check the log is gapless and the read models match."
+      "empty), then check the log is gapless and the read models match. "
+      "With --erasures-from LIVE, what was erased in LIVE (after the backup, "
+      "say) is erased again."
       "\nExample: convstore backup restore /backups/2026-11-23 --data-dir "
       "./data");
   backup_restore->add_option("dir", backup.dir, "Backup directory")->required();
@@ -232,6 +234,12 @@ int main(int argc, char** argv) {
       ->add_option("--data-dir", backup.where.data_dir,
                    "Data directory to create")
       ->required();
+  backup_restore
+      ->add_option("--erasures-from", backup.erasures_from,
+                   "A live data dir (the server may run on it): every "
+                   "conversation and agent erased there is erased in the "
+                   "restored store too, and purged from its files")
+      ->check(CLI::ExistingDirectory);
 
   CLI11_PARSE(cli, argc, argv);
   if (serve_cmd->parsed()) return RunServe(serve);

@@ -57,6 +57,9 @@ bool WaitUntil(const std::function<bool()>& done, int timeout_ms);
 
 // Whole content of a file ("" if it cannot be read).
 std::string ReadFileText(const std::string& path);
+// Names of the files under `dir` (recursively) whose bytes contain `needle`.
+std::vector<std::string> FilesContaining(const std::string& dir,
+                                         const std::string& needle);
 
 class ProcessHandle {
  public:

@@ -264,6 +264,52 @@ TEST_F(BackupTest, OfflineBackupAndRestoreReproduceTheStore) {
   EXPECT_EQ(200u, c.Get("/v1/conversations", user_key_).status);
 }
 
+TEST_F(BackupTest, RestoreWithTheLiveErasuresErasesWhatWasErasedSince) {
+  const std::string secret =
+      "AFTERBACKUP-QZWXRTPLMKJNVH";  // upper case: kept whole by compression
+  HttpClient c = server_->Client();
+  ASSERT_EQ(201u, c.Post("/v1/conversations/" + conversations_[1] + "/messages",
+                         user_key_, MessageBody(secret))
+                      .status);
+  // Erased before the backup: already erased in it.
+  ASSERT_EQ(
+      204u,
+      c.Delete("/v1/conversations/" + conversations_[0], user_key_).status);
+  const std::string backup = Path("backup");
+  ASSERT_EQ(0, BackupOnline(backup).exit_code);
+  // Erased after it.
+  ASSERT_EQ(
+      204u,
+      c.Delete("/v1/conversations/" + conversations_[1], user_key_).status);
+
+  // A plain restore brings it back: the backup predates the erasure.
+  const std::string plain = Path("plain");
+  ASSERT_EQ(0, Restore(backup, plain).exit_code);
+  EXPECT_FALSE(FilesContaining(plain, secret).empty());
+
+  // With the live store's erasures (its server still running): gone again.
+  const std::string restored = Path("restored");
+  CommandResult r = RunConvstore({"backup", "restore", backup, "--data-dir",
+                                  restored, "--erasures-from", live_});
+  ASSERT_EQ(0, r.exit_code) << Describe(r);
+  EXPECT_NE(std::string::npos, r.out.find("re-applied 1 erasures"))
+      << Describe(r);
+  EXPECT_EQ(std::vector<std::string>{}, FilesContaining(restored, secret));
+
+  ServerProcess copy(restored);
+  HttpClient cc = copy.Client();
+  EXPECT_EQ(404u,
+            cc.Get("/v1/conversations/" + conversations_[0], kAdmin).status);
+  EXPECT_EQ(404u,
+            cc.Get("/v1/conversations/" + conversations_[1], kAdmin).status);
+  EXPECT_EQ(200u,
+            cc.Get("/v1/conversations/" + conversations_[2], kAdmin).status);
+  const std::vector<json::value> events = AdminEvents(copy.port());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ("ConversationErased", Str(events.back(), "type"));
+  EXPECT_EQ("conversation-" + conversations_[1], Str(events.back(), "stream"));
+}
+
 TEST_F(BackupTest, OfflineBackupIntoAnExistingDirFails) {
   StopServer();
   const std::string backup = Path("backup");
