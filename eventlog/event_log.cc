@@ -347,6 +347,24 @@ Result<std::optional<DataKey>> DataKeyCache::Find(const EventLog& log,
   return key;
 }
 
+Result<std::optional<DataKey>> EventLog::DataKeyOf(
+    std::string_view subject, const LogBatch* batch) const {
+  std::optional<std::string> stored;
+  if (batch != nullptr) {
+    CONVSTORE_ASSIGN_OR_RETURN(stored, batch->Get(data_keys_cf_, subject));
+  } else {
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), data_keys_cf_,
+                 rocksdb::Slice(subject.data(), subject.size()), &value);
+    if (!s.IsNotFound()) {
+      CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read data key"));
+      stored = std::move(value);
+    }
+  }
+  return DecodeDataKey(stored);
+}
+
 DataKeyLookup EventLog::KeysThrough(DataKeyCache& cache) const {
   return [this, &cache](std::string_view subject) {
     return cache.Find(*this, subject);

@@ -109,6 +109,10 @@ class EventLog {
   Status WriteRefusal() const;
 
   Result<std::optional<RecordedEvent>> Read(uint64_t position) const;
+  // A subject's data key (DataKeySubjectOf), as committed or as `batch` has
+  // it; nullopt when it has none or it was erased (destroyed).
+  Result<std::optional<DataKey>> DataKeyOf(
+      std::string_view subject, const LogBatch* batch = nullptr) const;
   // Events with position >= from, in order, at most `limit`.
   Result<std::vector<RecordedEvent>> ReadRange(uint64_t from,
                                                size_t limit) const;
@@ -259,6 +263,10 @@ class LogBatch {
   // The events this batch appended (those of rolled-back commands are gone),
   // in position order; taken once it committed, to tell subscribers.
   std::vector<RecordedEvent> TakeAppended() { return std::move(appended_); }
+  // The events appended so far (a command's are those after the count it
+  // saw before it ran).
+  size_t appended_count() const { return appended_.size(); }
+  const RecordedEvent& appended_event(size_t i) const { return appended_[i]; }
 
   EventLog* log() const { return log_; }
 

@@ -792,6 +792,7 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
       }
     }
     batch.SetSavePoint();
+    const size_t appended_before = batch.appended_count();
     Result<ApiResponse> decided = decide(batch, dctx, meta);
     if (decided.ok()) {
       batch.PopSavePoint();
@@ -821,7 +822,12 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
         sr.body = json::serialize(body);
         sr.token = outcome->token_spec;
       }
-      app_.idempotency_->Put(batch, actor.user_id, *key, sr);
+      if (batch.appended_count() > appended_before) {
+        sr.subject =
+            DataKeySubjectOf(batch.appended_event(appended_before).stream);
+      }
+      CONVSTORE_RETURN_IF_ERROR(
+          app_.idempotency_->Put(batch, actor.user_id, *key, sr));
     }
     return Status();
   };

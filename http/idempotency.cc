@@ -2,7 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include "core/data_key.h"
 #include "core/encoding.h"
+#include "eventlog/random.h"
 #include "http/stored_record.h"
 
 namespace convstore::http {
@@ -22,7 +24,8 @@ std::string Encode(const StoredResponse& r) {
   json::object o;
   o["hash"] = r.request_hash;
   o["status"] = r.status;
-  o["body"] = r.body;
+  o["body"] = r.body;  // sealed and base64url-encoded when `subject` is set
+  if (!r.subject.empty()) o["subject"] = r.subject;
   o["location"] = r.location;
   o["etag"] = r.etag;
   o["created_at"] = r.created_at_ms;
@@ -46,6 +49,7 @@ Result<StoredResponse> Decode(std::string_view bytes) {
     r.status = p->to_number<unsigned>();
   }
   r.body = StringField(o, "body");
+  r.subject = StringField(o, "subject");
   r.location = StringField(o, "location");
   r.etag = StringField(o, "etag");
   r.created_at_ms = IntField(o, "created_at").value_or(0);
@@ -84,13 +88,42 @@ Result<std::optional<StoredResponse>> IdempotencyStore::Find(
   if (now_ms - r.created_at_ms > kRetentionMs) {
     return std::optional<StoredResponse>();
   }
+  if (!r.subject.empty()) {
+    std::optional<DataKey> data_key;
+    CONVSTORE_ASSIGN_OR_RETURN(data_key, log_->DataKeyOf(r.subject));
+    // Erased since: the response went with it.
+    if (!data_key) return std::optional<StoredResponse>();
+    std::optional<std::string> sealed = Base64UrlDecode(r.body);
+    if (!sealed) return Status::Corruption("idempotency record body");
+    CONVSTORE_ASSIGN_OR_RETURN(
+        r.body, OpenWithDataKey(*data_key, ScopedKey(user, key), *sealed));
+  }
   return std::optional<StoredResponse>(std::move(r));
 }
 
-void IdempotencyStore::Put(LogBatch& batch, std::string_view user,
-                           std::string_view key,
-                           const StoredResponse& response) const {
-  batch.Put(cf_, ScopedKey(user, key), Encode(response));
+Status IdempotencyStore::Put(LogBatch& batch, std::string_view user,
+                             std::string_view key,
+                             const StoredResponse& response) const {
+  if (response.subject.empty()) {
+    batch.Put(cf_, ScopedKey(user, key), Encode(response));
+    return Status();
+  }
+  std::optional<DataKey> data_key;
+  CONVSTORE_ASSIGN_OR_RETURN(data_key,
+                             log_->DataKeyOf(response.subject, &batch));
+  StoredResponse stored = response;
+  if (!data_key) {
+    // The request erased its subject: nothing of it may be kept.
+    stored.subject.clear();
+    stored.body.clear();
+  } else {
+    DataNonce nonce;
+    PooledRandomBytes(nonce.data(), nonce.size());
+    stored.body = Base64UrlEncode(
+        SealWithDataKey(*data_key, nonce, ScopedKey(user, key), response.body));
+  }
+  batch.Put(cf_, ScopedKey(user, key), Encode(stored));
+  return Status();
 }
 
 Result<size_t> IdempotencyStore::EraseUser(LogBatch& batch,

@@ -1,7 +1,9 @@
 // IdempotencyStore: the first response to a POST with an Idempotency-Key,
 // kept for 24 h per (user, key) and written in the same batch as the events it
 // reports, so a replay never disagrees with the log. Tokens are never stored:
-// a response that carried one is replayed with a freshly minted token.
+// a response that carried one is replayed with a freshly minted token. A
+// response about a conversation or agent is kept sealed with its data key
+// (see StoredResponse::subject), and forgotten when that is erased.
 // Thread-safety: all methods are safe from any thread.
 #pragma once
 
@@ -25,6 +27,11 @@ struct StoredResponse {
   std::string etag;
   std::optional<TokenSpec> token;
   int64_t created_at_ms = 0;
+  // The data-key subject of what the request wrote (DataKeySubjectOf of its
+  // events' stream), or empty. The body is stored sealed with that key, so
+  // erasing the subject makes the stored response unreadable too, and a
+  // retry after it is answered as a new request.
+  std::string subject;
 };
 
 class IdempotencyStore {
@@ -37,8 +44,8 @@ class IdempotencyStore {
   Result<std::optional<StoredResponse>> Find(std::string_view user,
                                              std::string_view key,
                                              int64_t now_ms) const;
-  void Put(LogBatch& batch, std::string_view user, std::string_view key,
-           const StoredResponse& response) const;
+  Status Put(LogBatch& batch, std::string_view user, std::string_view key,
+             const StoredResponse& response) const;
   // Deletes every stored response of `user` (committed ones), for the
   // erasure of that user; returns how many.
   Result<size_t> EraseUser(LogBatch& batch, std::string_view user) const;

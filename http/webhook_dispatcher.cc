@@ -265,6 +265,20 @@ std::optional<std::string> WebhookDispatcher::Render(
 void WebhookDispatcher::Send(const std::shared_ptr<Worker>& worker,
                              const std::shared_ptr<Item>& item) {
   item->busy = true;
+  // Read before its conversation was erased: nothing of it may leave any
+  // more (a point read of the read models; an error sends as usual).
+  auto conversation = read_models_()->GetConversation(item->conversation_id);
+  if (conversation.ok() && !conversation->has_value()) {
+    // Not from inside Pump's walk over the queues that Finished changes.
+    boost::asio::post(ioc_, [this, weak_worker = std::weak_ptr<Worker>(worker),
+                             weak_item = std::weak_ptr<Item>(item)] {
+      auto worker = weak_worker.lock();
+      auto item = weak_item.lock();
+      if (!worker || !item || worker->removed) return;
+      Finished(worker, item);
+    });
+    return;
+  }
   ++item->attempts;
   ++worker->in_flight;
   const int64_t now_ms = NowMillis();

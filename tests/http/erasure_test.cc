@@ -184,6 +184,12 @@ TEST_F(ErasureTest, AfterThePurgeTheErasedTextIsInNoFileOfTheDataDir) {
   const std::string gone =
       ConversationWithMessages("title " + secret, 5, "content " + secret);
   ConversationWithMessages("kept", 2, "content " + control);
+  // A response kept for an Idempotency-Key replay holds the text too.
+  ASSERT_EQ(201u, client_
+                      .Post("/v1/conversations/" + gone + "/messages", alice_,
+                            MessageBody("replayable " + secret),
+                            {{"Idempotency-Key", "gone-1"}})
+                      .status);
   ASSERT_FALSE(FilesContaining(server_.data_dir(), secret).empty())
       << "before the delete the text is stored (so the search can find it)";
 
@@ -199,6 +205,22 @@ TEST_F(ErasureTest, AfterThePurgeTheErasedTextIsInNoFileOfTheDataDir) {
   const std::string dir = server_.data_dir();
   server_.Stop();
   EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, secret));
+}
+
+TEST_F(ErasureTest, ARetryAfterTheDeleteIsNotAnsweredFromTheKeptResponse) {
+  const std::string id = ConversationWithMessages("retried", 0);
+  const std::string path = "/v1/conversations/" + id + "/messages";
+  const std::vector<std::pair<std::string, std::string>> key = {
+      {"Idempotency-Key", "retry-1"}};
+  HttpResponse first = client_.Post(path, alice_, MessageBody("once"), key);
+  ASSERT_EQ(201u, first.status) << first.body;
+  HttpResponse replay = client_.Post(path, alice_, MessageBody("once"), key);
+  EXPECT_EQ(201u, replay.status) << "replayed while the conversation exists";
+  EXPECT_EQ(first.body, replay.body);
+
+  ASSERT_EQ(204u, client_.Delete("/v1/conversations/" + id, alice_).status);
+  HttpResponse after = client_.Post(path, alice_, MessageBody("once"), key);
+  EXPECT_TRUE(IsError(after, 404, "not_found_error")) << after.body;
 }
 
 TEST_F(ErasureTest, AppendsRacingADeleteEitherLandBeforeItOrGet404) {

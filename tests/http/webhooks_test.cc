@@ -551,6 +551,24 @@ TEST_F(WebhooksTest, DeletedWebhookIsGoneAndGetsNoMoreDeliveries) {
   }
 }
 
+TEST_F(WebhooksTest, RetriesOfAnErasedConversationStop) {
+  Receiver failing({.status = 500});
+  Subscribe(failing.url(), {"message.created"});
+  const std::string conv = NewConversation();
+  Say(client_, alice_, conv, "to be erased");
+  // Retried every few tens of ms (FastRetries) while the receiver fails.
+  failing.WaitFor([](const std::vector<Recorded>& r) { return r.size() >= 3; },
+                  kWait);
+  ASSERT_GE(failing.count(), 3u);
+
+  ASSERT_EQ(204u, client_.Delete("/v1/conversations/" + conv, alice_).status);
+  std::this_thread::sleep_for(milliseconds(300));  // one in flight may land
+  const size_t after_erasure = failing.count();
+  std::this_thread::sleep_for(milliseconds(1000));
+  EXPECT_EQ(after_erasure, failing.count())
+      << "a retry of an erased conversation's event was still sent";
+}
+
 TEST_F(WebhooksTest, IdempotentCreateReplaysWithoutTheSecret) {
   const json::value body = {{"url", "http://127.0.0.1:9/hook"},
                             {"events", Strings({"message.created"})}};
