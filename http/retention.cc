@@ -47,11 +47,11 @@ bool RetentionSweeper::SleepFor(std::chrono::milliseconds d) {
 void RetentionSweeper::Run() {
   const auto gap = std::chrono::milliseconds(1000 / options_.max_per_second);
   while (SleepFor(options_.interval)) {
-    const int64_t cutoff =
-        options_.now_ms() - options_.retention_days * kMsPerDay;
     // One pass over what expired; a failure ends the pass (tried again at
     // the next one), so a refusing log is not hammered.
     for (bool more = true; more;) {
+      const int64_t cutoff =
+          options_.now_ms() - options_.retention_days * kMsPerDay;
       auto ids = read_models_()->EndedBefore(cutoff, kPerStep);
       if (!ids.ok()) {
         ++failures_;

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "projections/rebuild.h"
 #include "tests/support/api_assertions.h"
 #include "tests/support/faulty_fs.h"
 #include "tests/support/process.h"

@@ -193,6 +193,11 @@ TEST_F(EventsExportTest,
   ASSERT_EQ(
       204u,
       c.Delete("/v1/conversations/" + conversations_[0], user_key_).status);
+  // After the purge that follows (its flush is what a secondary open must
+  // not miss; OpenSecondary reads the MANIFEST again for that).
+  ASSERT_TRUE(WaitUntil(
+      [&] { return MetricValue(c, "convstore_erasure_purge_pending") == 0; },
+      30000));
 
   CommandResult after = Export();
   ASSERT_EQ(0, after.exit_code) << Describe(after);
