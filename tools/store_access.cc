@@ -63,12 +63,6 @@ Result<std::unique_ptr<EventLog>> OpenSecondary(const std::string& data_dir,
         if ((*log)->cf(name) == nullptr) raced = true;
       }
     }
-    if (!raced && log.ok()) {
-      // A flush that finished while we opened (the erasure purge makes them
-      // common) may have deleted a WAL file after we read the MANIFEST that
-      // predates its table file; reading the MANIFEST again finds it.
-      CONVSTORE_RETURN_IF_ERROR((*log)->CatchUpWithPrimary());
-    }
     if (!raced || attempt == kAttempts) return log;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
