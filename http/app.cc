@@ -358,6 +358,10 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
       };
   app->writer_ =
       std::make_unique<GroupCommitWriter>(app->log_.get(), writer_options);
+  app->purger_ = std::make_unique<ErasurePurger>(
+      app->log_.get(),
+      ErasurePurger::Options{config.erasure_purge_interval,
+                             config.erasure_purge_batch_interval});
   UserErasure::Hooks erasure_hooks;
   erasure_hooks.read_models = [app = app.get()] { return app->read_models(); };
   erasure_hooks.keys_erased = [keys = app->keys_.get()] { keys->ForgetKeys(); };
@@ -365,11 +369,10 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
       [dispatcher = app->dispatcher_.get()](const std::string& id) {
         dispatcher->Removed(id);
       };
+  erasure_hooks.ended = [purger = app->purger_.get()] { purger->Expedite(); };
   app->user_erasure_ = std::make_unique<UserErasure>(
       app->log_.get(), app->writer_.get(), app->keys_.get(),
       app->webhooks_.get(), app->idempotency_.get(), std::move(erasure_hooks));
-  app->purger_ = std::make_unique<ErasurePurger>(app->log_.get(),
-                                                 config.erasure_purge_interval);
   app->long_reads_ = std::make_unique<boost::asio::thread_pool>(2);
   app->handlers_ = std::make_unique<Handlers>(*app);
   if (config.deliver_webhooks) {
@@ -1146,7 +1149,12 @@ void App::Handlers::DeleteConversation(const RequestCtx& ctx,
         r.content_type.clear();
         return r;
       },
-      std::move(respond));
+      [purger = app_.purger_.get(),
+       respond = std::move(respond)](ApiResponse r) {
+        // Someone asked for this erasure: purge it now, not with a batch.
+        if (r.status == 204) purger->Expedite();
+        respond(std::move(r));
+      });
 }
 
 void App::Handlers::EraseUser(const RequestCtx& ctx, const std::string& user_id,
@@ -1614,7 +1622,9 @@ ApiResponse App::Handlers::Metrics() const {
   AppendMetric(
       out, "convstore_erasure_purge_pending", "gauge",
       "1 while erased data may still be in the store's files (the "
-      "purge that flushes and compacts them has not run yet).",
+      "purge that flushes and compacts them has not run yet: within a "
+      "second of a requested erasure, 10 minutes at most after "
+      "retention's).",
       app_.log_->erasure_head() > app_.log_->purged_erasure_head() ? "1" : "0");
   AppendMetric(out, "convstore_erasure_purges_total", "counter",
                "Purges of erased data from the store's files.",

@@ -61,8 +61,11 @@ struct AppConfig {
   // reach the network).
   bool deliver_webhooks = true;
   // How often erasures committed since the last purge are purged from the
-  // store's files (flush + compaction), so a burst of them costs one purge.
+  // store's files (flush + compaction), so a burst of them costs one purge;
+  // retention's erasures, which nobody waits for, wait for the next purge a
+  // request needs, or the batch interval at most (ErasurePurger).
   std::chrono::milliseconds erasure_purge_interval{1000};
+  std::chrono::milliseconds erasure_purge_batch_interval{600000};
   // Retention (serve --retention-days): completed or archived conversations
   // unchanged for this many days are erased in the background; 0 is off.
   // The interval between sweeps, and the clock (tests move it forward).

@@ -348,6 +348,7 @@ void UserErasure::Complete(const std::string& user_id,
     spdlog::error("erasure of user {}: {}", user_id,
                   result.status().ToString());
   }
+  if (hooks_.ended) hooks_.ended();
   for (Done& done : waiting) done(result);
 }
 

@@ -59,6 +59,8 @@ class UserErasure {
     std::function<void()> keys_erased;
     // Once a webhook is erased (committed): stop delivering it.
     std::function<void(const std::string& webhook_id)> webhook_erased;
+    // Once an erasure ends, done or not (what it committed wants purging).
+    std::function<void()> ended;
   };
   using Done = std::function<void(Result<UserErasureReport>)>;
 

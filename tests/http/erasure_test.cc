@@ -518,12 +518,14 @@ int64_t WallMillis() {
 constexpr int64_t kDayMs = 24LL * 3600 * 1000;
 
 // A 30-day policy, swept every 20 ms, on a clock the test sets (0: the
-// sweeper sees 1970, so nothing is old enough).
+// sweeper sees 1970, so nothing is old enough). Erasures someone asked for
+// are purged within 50 ms, retention's with them or after `purge_batch`.
 struct RetentionClock {
   std::shared_ptr<std::atomic<int64_t>> now =
       std::make_shared<std::atomic<int64_t>>(0);
-  http::AppConfig Config() const {
+  http::AppConfig Config(std::chrono::milliseconds purge_batch) const {
     http::AppConfig config = FastPurge();
+    config.erasure_purge_batch_interval = purge_batch;
     config.retention_days = 30;
     config.retention_interval = std::chrono::milliseconds(20);
     config.retention_clock = [now = now] { return now->load(); };
@@ -533,7 +535,10 @@ struct RetentionClock {
 
 class RetentionTest : private RetentionClock, public ErasureTest {
  protected:
-  RetentionTest() : ErasureTest(RetentionClock::Config()) {}
+  // Retention's erasures are purged in batches, every `purge_batch` at most.
+  explicit RetentionTest(
+      std::chrono::milliseconds purge_batch = std::chrono::milliseconds(200))
+      : ErasureTest(RetentionClock::Config(purge_batch)) {}
   void SetClock(int64_t ms) { now->store(ms); }
   void SetStatus(const std::string& id, const std::string& status) {
     HttpResponse r = client_.Patch("/v1/conversations/" + id, alice_,
@@ -611,6 +616,58 @@ TEST_F(RetentionTest, AChangeAfterTheEndRestartsTheClock) {
   SetClock(WallMillis() + 31 * kDayMs);
   ASSERT_TRUE(WaitForRetention(1));
   EXPECT_EQ(404u, client_.Get("/v1/conversations/" + id, alice_).status);
+}
+
+class RetentionPurgeBatchTest : public RetentionTest {
+ protected:
+  RetentionPurgeBatchTest() : RetentionTest(std::chrono::hours(1)) {}
+};
+
+// A purge costs foreground writes the same for one erasure or thousands, and
+// nobody waits for retention's: they go with the next purge someone needs.
+TEST_F(RetentionPurgeBatchTest, RetentionErasuresWaitForTheNextRequestedPurge) {
+  const std::string secret = "EXPIRED-BATCHPURGEQWXRTY";
+  const std::string old = ConversationWithMessages("old", 1, secret);
+  SetStatus(old, "completed");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const int64_t cut = WallMillis();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const std::string deleted = ConversationWithMessages("deleted", 1);
+
+  SetClock(cut + 30 * kDayMs);
+  ASSERT_TRUE(WaitForRetention(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // 6 checks
+  EXPECT_EQ(1u, MetricValue(client_, "convstore_erasure_purge_pending"))
+      << "retention's erasure waits for the batch (an hour here)";
+  EXPECT_EQ(0u, MetricValue(client_, "convstore_erasure_purges_total"));
+
+  ASSERT_EQ(204u,
+            client_.Delete("/v1/conversations/" + deleted, alice_).status);
+  ASSERT_TRUE(WaitForPurge(client_)) << "a DELETE is purged at once";
+  EXPECT_EQ(std::vector<std::string>{},
+            FilesContaining(server_.data_dir(), secret))
+      << "and retention's erasure with it";
+}
+
+// Retention's erasures still waiting for their batch when the server stops
+// are purged as soon as it starts again, not a whole batch later.
+TEST_F(RetentionPurgeBatchTest, ARestartPurgesTheWaitingErasuresAtOnce) {
+  const std::string secret = "EXPIRED-RESTARTPURGEZXKV";
+  const std::string old = ConversationWithMessages("old", 1, secret);
+  SetStatus(old, "completed");
+  SetClock(WallMillis() + 31 * kDayMs);
+  ASSERT_TRUE(WaitForRetention(1));
+  ASSERT_EQ(1u, MetricValue(client_, "convstore_erasure_purge_pending"));
+  const std::string dir = server_.data_dir();
+  server_.Stop();
+
+  http::AppConfig config = FastPurge();
+  config.erasure_purge_batch_interval = std::chrono::hours(1);
+  TestServer restarted(dir, http::LiveKitConfig{}, nullptr,
+                       http::ServerOptions{}, config);
+  HttpClient client = restarted.Client();
+  ASSERT_TRUE(WaitForPurge(client));
+  EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, secret));
 }
 
 }  // namespace

@@ -3,9 +3,14 @@
 // then drives appends from 16 connections in alternating windows: with the
 // retention clock at "now" (nothing has expired) and 2 days ahead (the
 // sweeper erases the backlog, at its bounded rate, during the window).
+// Then one window in which a DELETE makes the server purge everything
+// retention erased so far (the batched purge), against an idle one.
 // Prints requests/s and p50/p99 of each window and the ratios.
-// Usage: convstore_bench_retention [--seconds N] [--ended N] [--dir DIR]
-//                                  [--purge-interval-ms N]
+// Usage: convstore_bench_retention [--seconds N] [--ended N] [--rounds N]
+//                                  [--dir DIR] [--purge-interval-ms N]
+//                                  [--purge-batch-ms N]
+//   --purge-batch-ms 0 purges retention's erasures at every check, as a
+//   DELETE's are (the server's default batches them for 10 minutes).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -100,7 +105,9 @@ Window Appends(uint16_t port, const std::vector<std::string>& convs,
 int main(int argc, char** argv) {
   int seconds = 5;
   int ended = 3000;
-  int purge_ms = 1000;  // the server's default
+  int purge_ms = 1000;  // the server's defaults
+  int batch_ms = 600000;
+  int rounds = 3;
   std::string dir = std::filesystem::temp_directory_path().string();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -108,9 +115,12 @@ int main(int argc, char** argv) {
     if (flag == "--ended") ended = std::atoi(argv[i + 1]);
     if (flag == "--dir") dir = argv[i + 1];
     if (flag == "--purge-interval-ms") purge_ms = std::atoi(argv[i + 1]);
+    if (flag == "--purge-batch-ms") batch_ms = std::atoi(argv[i + 1]);
+    if (flag == "--rounds") rounds = std::atoi(argv[i + 1]);
   }
-  if (seconds < 1 || seconds > 600 || ended < 1 || ended > 1000000) {
-    std::fprintf(stderr, "bad --seconds or --ended\n");
+  if (seconds < 1 || seconds > 600 || ended < 1 || ended > 1000000 ||
+      rounds < 1 || rounds > 20 || purge_ms < 1 || batch_ms < 0) {
+    std::fprintf(stderr, "bad --seconds, --ended, --rounds or --purge-*\n");
     return 2;
   }
   std::string data = dir + "/convstore-bench-retention-XXXXXX";
@@ -126,6 +136,7 @@ int main(int argc, char** argv) {
   config.deliver_webhooks = false;
   config.retention_days = 1;
   config.erasure_purge_interval = std::chrono::milliseconds(purge_ms);
+  config.erasure_purge_batch_interval = std::chrono::milliseconds(batch_ms);
   config.retention_interval = std::chrono::milliseconds(200);
   config.retention_clock = [now] { return now->load(); };
   auto app = convstore::http::App::Open(config);
@@ -187,31 +198,64 @@ int main(int argc, char** argv) {
     }
   };
   Appends(*port, active, 1);  // warm-up, not counted
+  auto print = [](const char* name, const Window& w, uint64_t erased) {
+    std::printf("%-28s %9.0f %8.2f %8.2f %7llu %8llu\n", name, w.rps, w.p50_ms,
+                w.p99_ms, static_cast<unsigned long long>(w.errors),
+                static_cast<unsigned long long>(erased));
+  };
   Window sums[2];
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     for (int sweeping = 0; sweeping < 2; ++sweeping) {
       if (!sweeping) settle();
       now->store(sweeping ? WallMs() + 2 * kDayMs : 0);
       const uint64_t before = Metric(*port, "convstore_retention_erased_total");
       Window w = Appends(*port, active, seconds);
       now->store(0);
-      const uint64_t erased =
-          Metric(*port, "convstore_retention_erased_total") - before;
-      std::printf("%-28s %9.0f %8.2f %8.2f %7llu %8llu\n",
-                  sweeping ? "retention erasing backlog" : "retention idle",
-                  w.rps, w.p50_ms, w.p99_ms,
-                  static_cast<unsigned long long>(w.errors),
-                  static_cast<unsigned long long>(erased));
-      sums[sweeping].rps += w.rps / 2;
-      sums[sweeping].p50_ms += w.p50_ms / 2;
-      sums[sweeping].p99_ms += w.p99_ms / 2;
+      print(sweeping ? "retention erasing backlog" : "retention idle", w,
+            Metric(*port, "convstore_retention_erased_total") - before);
+      sums[sweeping].rps += w.rps / rounds;
+      sums[sweeping].p50_ms += w.p50_ms / rounds;
+      sums[sweeping].p99_ms += w.p99_ms / rounds;
     }
   }
   std::printf(
-      "\nerasing / idle (means of 2 alternating windows): req/s %.2f, "
-      "p50 %.2f, p99 %.2f\n",
-      sums[1].rps / sums[0].rps, sums[1].p50_ms / sums[0].p50_ms,
+      "\nerasing / idle (means of %d alternating windows): req/s %.2f, "
+      "p50 %.2f, p99 %.2f\n\n",
+      rounds, sums[1].rps / sums[0].rps, sums[1].p50_ms / sums[0].p50_ms,
       sums[1].p99_ms / sums[0].p99_ms);
+
+  // The batched purge: a DELETE at the start of the window makes the server
+  // purge every erasure retention made above, while the appends run.
+  settle();
+  const uint64_t waiting = Metric(*port, "convstore_retention_erased_total");
+  const Window idle = Appends(*port, active, seconds);
+  print("idle", idle, 0);
+  double purge_seconds = -1;  // not within the window
+  const std::string deleted = active.back();
+  active.pop_back();
+  std::thread trigger([&] {
+    const auto start = Clock::now();
+    HttpClient c(*port);
+    c.Delete("/v1/conversations/" + deleted, kAdmin);
+    // Polled every 50 ms, for the window at most.
+    while (Clock::now() - start < std::chrono::seconds(seconds)) {
+      if (Metric(*port, "convstore_erasure_purge_pending") == 0) {
+        purge_seconds =
+            std::chrono::duration<double>(Clock::now() - start).count();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  const Window purging = Appends(*port, active, seconds);
+  trigger.join();
+  print("one purge of the erasures", purging, waiting + 1);
+  std::printf(
+      "\npurge of %llu erasures: %.1f s from the DELETE; window with it / "
+      "idle: req/s %.2f, p50 %.2f, p99 %.2f\n",
+      static_cast<unsigned long long>(waiting + 1), purge_seconds,
+      purging.rps / idle.rps, purging.p50_ms / idle.p50_ms,
+      purging.p99_ms / idle.p99_ms);
   server.Shutdown();
   app->reset();
   std::filesystem::remove_all(data);
