@@ -206,6 +206,13 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   log->streams_cf_ = log->cfs_[kStreamsCf];
   log->data_keys_cf_ = log->cfs_[kDataKeysCf];
   log->default_cf_ = log->cfs_[rocksdb::kDefaultColumnFamilyName];
+  if (secondary) {
+    // A flush that finished while we opened (an erasure's purge runs one
+    // right after it) may have deleted a WAL file after we read the MANIFEST
+    // that predates its table file: reading the MANIFEST again finds it.
+    CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(log->db_->TryCatchUpWithPrimary(),
+                                              "catch up with the server"));
+  }
   for (auto [key, head] :
        {std::pair{kErasureHeadKey, &log->erasure_head_},
         std::pair{kPurgedErasureHeadKey, &log->purged_erasure_head_}}) {

@@ -85,7 +85,9 @@ struct EventLogOptions {
   bool read_only = false;
   // When set, open as a RocksDB secondary instance beside a running server
   // (never taking its lock); this scratch dir holds the secondary's own
-  // files. CatchUpWithPrimary() then follows the server's new writes.
+  // files. The open reads the MANIFEST again at its end, so a flush that
+  // deleted a WAL file during it hides nothing; CatchUpWithPrimary() then
+  // follows the server's new writes.
   std::string secondary_path;
   // The RocksDB Env to run on (tests inject faults through it); default:
   // the process's default Env.

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -28,11 +30,14 @@
 #include "eventlog/event_json.h"
 #include "eventlog/events_generated.h"
 #include "projections/read_models.h"
+#include "tests/support/faulty_fs.h"
 #include "tests/support/test_server.h"
 
 namespace convstore {
 namespace {
 
+using convstore::testing::EnvOver;
+using convstore::testing::FaultyFileSystem;
 using convstore::testing::TempDir;
 
 constexpr int64_t kT0 = 1700000000000;  // 2023-11-14T22:13:20.000Z
@@ -566,6 +571,56 @@ TEST_F(EventLogTest, ReadOnlyOpenBesideAWriterSeesWhatWasCommitted) {
   auto ro = EventLog::Open(dir_.str(), options);
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   EXPECT_EQ((*ro)->head(), 2u);
+}
+
+// The server flushes (an erasure's purge runs one right after it) while a
+// tool opens beside it: the flush deletes the WAL that held the events after
+// the tool read the MANIFEST that does not name their table file yet. The
+// open still sees every event.
+TEST_F(EventLogTest, ASecondaryOpenedWhileTheServerFlushesSeesEveryEvent) {
+  Commit({Note("s", std::nullopt), Note("s", 0)});  // in the WAL only
+  auto wal_files = [&] {
+    std::vector<std::string> out;
+    for (const auto& f : std::filesystem::directory_iterator(dir_.path())) {
+      if (f.path().extension() == ".log") out.push_back(f.path().string());
+    }
+    return out;
+  };
+  const std::vector<std::string> holding_events = wal_files();
+  ASSERT_FALSE(holding_events.empty());
+
+  auto fs = std::make_shared<FaultyFileSystem>();
+  fs->OnListingWhileReadingManifest([&] {
+    std::vector<rocksdb::ColumnFamilyHandle*> all;
+    for (const std::string& name : log_->ColumnFamilyNames()) {
+      all.push_back(log_->cf(name));
+    }
+    ASSERT_TRUE(log_->db()->Flush(rocksdb::FlushOptions(), all).ok());
+    // The WAL goes once every table it holds rows of is flushed.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto gone = [&] {
+      for (const std::string& f : holding_events) {
+        if (std::filesystem::exists(f)) return false;
+      }
+      return true;
+    };
+    while (!gone() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(gone());
+  });
+  TempDir scratch;
+  EventLogOptions options = LogOptions();
+  options.secondary_path = scratch.str();
+  options.env = EnvOver(fs);
+  std::unique_ptr<EventLog> beside = MustOpen(dir_.str(), options);
+  ASSERT_NE(beside, nullptr);
+  ASSERT_TRUE(fs->listing_step_ran()) << "the flush ran during the open";
+  EXPECT_EQ(2u, beside->head());
+  auto read = beside->ReadRange(1, 10);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(2u, read->size());
 }
 
 // --- Codec: arbitrary bytes are Corruption, never a crash

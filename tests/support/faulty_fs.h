@@ -2,8 +2,9 @@
 // through until told otherwise. FailWalSyncs fails every sync of the
 // write-ahead log (what an fsync error on a dying disk looks like to
 // RocksDB); HoldWalSyncs makes every sync wait until released (a disk that
-// stalls), at most 20 s. Thread-safe: the switches are atomics and a
-// condition variable.
+// stalls), at most 20 s. OnListingWhileReadingManifest runs a step at the
+// moment a secondary's open has read the MANIFEST and looks for WAL files.
+// Thread-safe: the switches are atomics and a condition variable.
 #pragma once
 
 #include <rocksdb/env.h>
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,6 +43,36 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
   // Syncs waiting in HoldWalSyncs right now.
   int held_syncs() const { return held_syncs_; }
 
+  // Runs `step` once, at the first directory listing made while a MANIFEST
+  // is open for reading: in a secondary's open, after it read the MANIFEST
+  // and before it lists the WAL files to replay. Set it before the open.
+  void OnListingWhileReadingManifest(std::function<void()> step) {
+    listing_step_ = std::move(step);
+  }
+  bool listing_step_ran() const { return listing_step_ran_; }
+
+  rocksdb::IOStatus NewSequentialFile(
+      const std::string& name, const rocksdb::FileOptions& options,
+      std::unique_ptr<rocksdb::FSSequentialFile>* file,
+      rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = target()->NewSequentialFile(name, options, file, dbg);
+    if (s.ok() && name.find("MANIFEST-") != std::string::npos) {
+      *file = std::make_unique<ManifestReader>(std::move(*file), this);
+    }
+    return s;
+  }
+
+  rocksdb::IOStatus GetChildren(const std::string& dir,
+                                const rocksdb::IOOptions& options,
+                                std::vector<std::string>* children,
+                                rocksdb::IODebugContext* dbg) override {
+    if (listing_step_ && open_manifests_ > 0 &&
+        !listing_step_ran_.exchange(true)) {
+      listing_step_();
+    }
+    return target()->GetChildren(dir, options, children, dbg);
+  }
+
   rocksdb::IOStatus NewWritableFile(
       const std::string& name, const rocksdb::FileOptions& options,
       std::unique_ptr<rocksdb::FSWritableFile>* file,
@@ -53,6 +85,19 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
   }
 
  private:
+  class ManifestReader : public rocksdb::FSSequentialFileOwnerWrapper {
+   public:
+    ManifestReader(std::unique_ptr<rocksdb::FSSequentialFile> file,
+                   FaultyFileSystem* fs)
+        : FSSequentialFileOwnerWrapper(std::move(file)), fs_(fs) {
+      ++fs_->open_manifests_;
+    }
+    ~ManifestReader() override { --fs_->open_manifests_; }
+
+   private:
+    FaultyFileSystem* fs_;
+  };
+
   class WalFile : public rocksdb::FSWritableFileOwnerWrapper {
    public:
     WalFile(std::unique_ptr<rocksdb::FSWritableFile> file, FaultyFileSystem* fs)
@@ -103,6 +148,9 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
   std::atomic<bool> counting_{false};
   std::atomic<int> syncs_left_{0};
   std::atomic<uint64_t> failed_syncs_{0};
+  std::function<void()> listing_step_;
+  std::atomic<bool> listing_step_ran_{false};
+  std::atomic<int> open_manifests_{0};
 };
 
 // An Env over a FaultyFileSystem, for EventLogOptions::env / AppConfig::env.
