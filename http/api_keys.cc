@@ -1,5 +1,6 @@
 #include "http/api_keys.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
@@ -56,7 +57,8 @@ std::vector<std::string> ApiKeyStore::ColumnFamilies() {
 ApiKeyStore::ApiKeyStore(EventLog* log)
     : log_(log), by_hash_(log->cf(kKeysByHashCf)), by_id_(log->cf(kKeyIdsCf)) {}
 
-Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
+Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization,
+                                        KeyCheck* check) const {
   const Status missing = Status::Unauthenticated(
       "Missing API key. Send 'Authorization: Bearer <api key>'.");
   const Status invalid = Status::Unauthenticated("Invalid API key.");
@@ -69,11 +71,16 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
   std::string_view key = authorization.substr(space + 1);
   while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
   if (key.empty() || key.size() > 256) return invalid;
-  const std::string hash = KeyHash(key);
+  std::string hash = KeyHash(key);
   uint64_t epoch;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
-    if (auto it = cache_.find(hash); it != cache_.end()) return it->second;
+    if (check) check->changes_forgotten = changes_forgotten_;
+    auto it = cache_.find(hash);
+    if (it != cache_.end()) {
+      if (check) check->hash = std::move(hash);
+      return it->second;
+    }
     epoch = cache_epoch_;
   }
   std::string value;
@@ -102,13 +109,36 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization) const {
       cache_.emplace(hash, actor);
     }
   }
+  if (check) check->hash = std::move(hash);
   return actor;
 }
 
-void ApiKeyStore::ForgetKeys() const {
+Status ApiKeyStore::StillValid(const KeyCheck& check,
+                               const LogBatch& batch) const {
+  // Every change decided so far was committed and forgotten before the
+  // request came in, so what it authenticated against is still true.
+  if (changes_decided_.load(std::memory_order_acquire) ==
+      check.changes_forgotten) {
+    return Status();
+  }
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, batch.Get(by_hash_, check.hash));
+  if (!raw) return Status::Unauthenticated("Invalid API key.");
+  ApiKeyRecord r;
+  CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(*raw));
+  if (r.revoked_at_ms) return Status::Unauthenticated("API key was revoked.");
+  return Status();
+}
+
+uint64_t ApiKeyStore::changes_decided() const {
+  return changes_decided_.load(std::memory_order_acquire);
+}
+
+void ApiKeyStore::ForgetKeys(uint64_t changes_decided) const {
   std::lock_guard<std::mutex> lock(cache_mu_);
   ++cache_epoch_;
   cache_.clear();
+  changes_forgotten_ = std::max(changes_forgotten_, changes_decided);
 }
 
 ApiKeyRecord ApiKeyStore::Create(LogBatch& batch, std::string_view plaintext,
@@ -134,6 +164,7 @@ Status ApiKeyStore::Revoke(LogBatch& batch, std::string_view id,
   if (!r.revoked_at_ms) {
     r.revoked_at_ms = now_ms;
     batch.Put(by_hash_, *hash, EncodeRecord(r));
+    changes_decided_.fetch_add(1, std::memory_order_release);
   }
   return Status();
 }
@@ -144,6 +175,7 @@ Status ApiKeyStore::Erase(LogBatch& batch, std::string_view id) const {
   if (!hash) return Status::NotFound("API key not found.");
   batch.Delete(by_hash_, *hash);
   batch.Delete(by_id_, id);
+  changes_decided_.fetch_add(1, std::memory_order_release);
   return Status();
 }
 

@@ -5,7 +5,9 @@
 // Authenticate remembers valid keys in memory until ForgetKeys.
 #pragma once
 
+#include <atomic>
 #include <boost/json/object.hpp>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,26 +29,45 @@ struct ApiKeyRecord {
   std::optional<int64_t> revoked_at_ms;
 };
 
+// What Authenticate knew when it let a request in, for StillValid.
+struct KeyCheck {
+  std::string hash;                // the key's SHA-256, hex
+  uint64_t changes_forgotten = 0;  // key changes committed and forgotten then
+};
+
 class ApiKeyStore {
  public:
   static std::vector<std::string> ColumnFamilies();
   explicit ApiKeyStore(EventLog* log);
 
   // Checks an Authorization header value ("Bearer <key>", scheme in any
-  // case). Missing, malformed, unknown or revoked: Unauthenticated.
-  Result<Actor> Authenticate(std::string_view authorization) const;
+  // case). Missing, malformed, unknown or revoked: Unauthenticated. With
+  // `check`, also what a write needs for StillValid.
+  Result<Actor> Authenticate(std::string_view authorization,
+                             KeyCheck* check = nullptr) const;
+  // On the writer's deciding thread, before a write decides: is the key that
+  // authenticated it still valid as `batch` sees the store? A request let in
+  // before its key's revocation or erasure was decided or committed is
+  // refused (Unauthenticated), so no write decided after the command that
+  // removed a key is made with it: a user's erasure, which first erases their
+  // keys, then everything they created, misses nothing created meanwhile.
+  // Reads the key only when some key changed since the request came in.
+  Status StillValid(const KeyCheck& check, const LogBatch& batch) const;
 
   // Stores a new key's hash. `plaintext` comes from NewApiKeyText().
   ApiKeyRecord Create(LogBatch& batch, std::string_view plaintext,
                       const std::string& user_id, KeyRole role, int64_t now_ms,
                       std::string id) const;
+  // Revoke and Erase count as key changes (changes_decided()); once the
+  // command that made them is committed, call ForgetKeys with that count.
   Status Revoke(LogBatch& batch, std::string_view id, int64_t now_ms) const;
-  // Deletes the key's records (a user's erasure); call ForgetKeys once
-  // committed, as for a revocation.
+  // Deletes the key's records (a user's erasure).
   Status Erase(LogBatch& batch, std::string_view id) const;
-  // Forgets every key Authenticate remembered. Call once a revocation is
-  // committed, before the client hears of it.
-  void ForgetKeys() const;
+  uint64_t changes_decided() const;
+  // Forgets every key Authenticate remembered, and that the changes counted
+  // up to `changes_decided` are committed. Call once a revocation or erasure
+  // is committed (or refused), before the client hears of it.
+  void ForgetKeys(uint64_t changes_decided) const;
   Result<std::vector<ApiKeyRecord>> List() const;
   Result<bool> Empty() const;
 
@@ -60,6 +81,12 @@ class ApiKeyStore {
   mutable std::mutex cache_mu_;
   mutable std::unordered_map<std::string, Actor> cache_;
   mutable uint64_t cache_epoch_ = 0;
+  // Key changes decided (bumped on the deciding thread) and the highest
+  // count ForgetKeys was told is committed (guarded by cache_mu_). A request
+  // that came in when every decided change was committed, and no change was
+  // decided since, needs no second look at its key.
+  mutable std::atomic<uint64_t> changes_decided_{0};
+  mutable uint64_t changes_forgotten_ = 0;
 };
 
 // {id, user_id, role, created_at, revoked_at}, plus "key" when given (only

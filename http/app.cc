@@ -194,6 +194,7 @@ struct RequestCtx {
   std::string path;
   std::map<std::string, std::string> query;
   Actor actor;
+  KeyCheck key_check;  // for ApiKeyStore::StillValid when it writes
 };
 
 }  // namespace
@@ -364,7 +365,6 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
                              config.erasure_purge_batch_interval});
   UserErasure::Hooks erasure_hooks;
   erasure_hooks.read_models = [app = app.get()] { return app->read_models(); };
-  erasure_hooks.keys_erased = [keys = app->keys_.get()] { keys->ForgetKeys(); };
   erasure_hooks.webhook_erased =
       [dispatcher = app->dispatcher_.get()](const std::string& id) {
         dispatcher->Removed(id);
@@ -597,7 +597,8 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
   }
 
   // Auth comes first on /v1, even for unknown routes.
-  Result<Actor> actor = app_.keys_->Authenticate(ctx.request.authorization);
+  Result<Actor> actor =
+      app_.keys_->Authenticate(ctx.request.authorization, &ctx.key_check);
   if (!actor.ok()) return respond(ErrorResponse(actor.status()));
   ctx.actor = *actor;
 
@@ -776,8 +777,10 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
 
   auto outcome = std::make_shared<ApiResponse>();
   std::string path = ctx.path;
-  auto work = [this, actor, key, hash, decide = std::move(decide),
-               outcome](LogBatch& batch) -> Status {
+  auto work = [this, actor, key, hash, key_check = ctx.key_check,
+               decide = std::move(decide), outcome](LogBatch& batch) -> Status {
+    // A key revoked or erased after it let this request in writes nothing.
+    CONVSTORE_RETURN_IF_ERROR(app_.keys_->StillValid(key_check, batch));
     DecideContext dctx;
     dctx.actor = actor;
     dctx.now_ms = NowMillis();
@@ -1299,19 +1302,21 @@ void App::Handlers::ListApiKeys(const RequestCtx&, Respond respond) {
 
 void App::Handlers::RevokeApiKey(const RequestCtx& ctx, const std::string& id,
                                  Respond respond) {
+  auto changes = std::make_shared<uint64_t>(0);
   Write(
       ctx,
-      [this, id](LogBatch& batch, const DecideContext& dctx,
-                 const EventMeta&) -> Result<ApiResponse> {
+      [this, id, changes](LogBatch& batch, const DecideContext& dctx,
+                          const EventMeta&) -> Result<ApiResponse> {
         CONVSTORE_RETURN_IF_ERROR(app_.keys_->Revoke(batch, id, dctx.now_ms));
+        *changes = app_.keys_->changes_decided();
         ApiResponse r;
         r.status = 204;
         r.content_type.clear();
         return r;
       },
-      [this, respond = std::move(respond)](ApiResponse r) {
+      [this, changes, respond = std::move(respond)](ApiResponse r) {
         // Committed (or refused): no remembered key may outlive it.
-        app_.keys_->ForgetKeys();
+        app_.keys_->ForgetKeys(*changes);
         respond(std::move(r));
       });
 }

@@ -191,6 +191,7 @@ struct UserErasure::Step {
   UserErasureReport report;
   bool nothing_new = false;              // Start: a repeat, nothing written
   std::vector<std::string> webhook_ids;  // Start: erased webhooks
+  uint64_t key_changes = 0;              // Start: ApiKeyStore's count
   size_t subjects = 0;                   // EraseSubjects: found
   size_t erased = 0;                     // EraseSubjects: erased now
 };
@@ -228,6 +229,7 @@ void UserErasure::Start(const std::string& user_id, const Actor& by,
     for (const ApiKeyRecord& k : keys) {
       CONVSTORE_RETURN_IF_ERROR(keys_->Erase(batch, k.id));
     }
+    step->key_changes = keys_->changes_decided();
     for (const WebhookRecord& h : hooks) {
       webhooks_->Delete(batch, h);
       step->webhook_ids.push_back(h.id);
@@ -239,10 +241,11 @@ void UserErasure::Start(const std::string& user_id, const Actor& by,
     return Status();
   };
   writer_->Submit(std::move(work), [this, user_id, by, step](const Status& s) {
+    // Committed or refused: no remembered key of theirs may outlive it. In
+    // memory only, as Removed below: safe to do here.
+    keys_->ForgetKeys(step->key_changes);
     if (!s.ok()) return Complete(user_id, s);
     if (step->nothing_new) return Complete(user_id, step->report);
-    // Both are in memory only: safe to do here.
-    hooks_.keys_erased();
     for (const std::string& id : step->webhook_ids) hooks_.webhook_erased(id);
     EraseSubjects(user_id, by);
   });

@@ -55,8 +55,6 @@ class UserErasure {
  public:
   struct Hooks {
     std::function<std::shared_ptr<ReadModels>()> read_models;
-    // Once the user's keys are erased (committed): forget remembered keys.
-    std::function<void()> keys_erased;
     // Once a webhook is erased (committed): stop delivering it.
     std::function<void(const std::string& webhook_id)> webhook_erased;
     // Once an erasure ends, done or not (what it committed wants purging).

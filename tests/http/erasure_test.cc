@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -418,6 +419,59 @@ TEST_F(ErasureTest, ErasingAUserIsForAdminsAndNotForThemselves) {
   HttpResponse nobody = client_.Delete("/v1/admin/users/nobody", kAdmin);
   ASSERT_EQ(200u, nobody.status) << nobody.body;
   EXPECT_EQ(0u, U64(Parsed(nobody).at("erased").as_object(), "conversations"));
+}
+
+// A user's request let in just before their erasure took their keys can
+// reach the writer after it did: it is refused then, so what they create
+// while they are erased is either erased with the rest (and counted in the
+// report) or never made. Each round races a user's creates from four
+// clients against the DELETE, which is sent a little later in each round.
+TEST_F(ErasureTest, NothingAUserCreatesWhileBeingErasedOutlivesTheErasure) {
+  constexpr int kRounds = 12;
+  size_t total_created = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string user = "racer" + std::to_string(round);
+    const std::string key = server_.CreateKey(user);
+    std::mutex mu;
+    std::vector<std::string> created;
+    std::atomic<int> refused{0}, other{0};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w) {
+      writers.emplace_back([&] {
+        HttpClient c = server_.Client();
+        for (int i = 0; i < 200; ++i) {
+          HttpResponse r = c.Post("/v1/agents", key, R"({"name":"racing"})");
+          if (r.status == 401) {
+            ++refused;
+            return;
+          }
+          if (r.status != 201) {
+            ++other;
+            return;
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          created.push_back(Str(Parsed(r), "id"));
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500 * (round % 6)));
+    HttpResponse erased = client_.Delete("/v1/admin/users/" + user, kAdmin);
+    for (std::thread& t : writers) t.join();
+    ASSERT_EQ(200u, erased.status) << erased.body;
+    EXPECT_EQ(0, other.load());
+    EXPECT_EQ(4, refused.load()) << "every writer ends refused";
+
+    EXPECT_EQ(created.size(),
+              U64(Parsed(erased).at("erased").as_object(), "agents"))
+        << "round " << round << ": every agent made was erased by it";
+    for (const std::string& id : created) {
+      EXPECT_TRUE(IsError(client_.Get("/v1/agents/" + id, kAdmin), 404,
+                          "not_found_error"))
+          << "round " << round << ": agent " << id << " outlived the erasure";
+    }
+    total_created += created.size();
+  }
+  EXPECT_GT(total_created, 0u) << "creates ran before the erasures";
 }
 
 TEST_F(ErasureTest, AfterAUserErasureTheirTextAndIdAreInNoFileOfTheDataDir) {
