@@ -171,6 +171,11 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
       cf_options.memtable_insert_with_hint_prefix_extractor.reset(
           rocksdb::NewFixedPrefixTransform(0));
     }
+    if (auto it = options.compaction_filters.find(name);
+        it != options.compaction_filters.end()) {
+      cf_options.compaction_filter_factory = it->second;
+      cf_options.periodic_compaction_seconds = 24 * 3600;
+    }
     descriptors.emplace_back(name, cf_options);
   }
 

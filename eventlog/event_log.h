@@ -10,6 +10,7 @@
 // synced write the log refuses every later commit, as LevelDB's log does.
 #pragma once
 
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 
@@ -92,6 +93,11 @@ struct EventLogOptions {
   // The RocksDB Env to run on (tests inject faults through it); default:
   // the process's default Env.
   std::shared_ptr<rocksdb::Env> env;
+  // What compactions drop from a column family (records past their time),
+  // by its name. Such a family's files are also compacted once a day at
+  // least, so that what nobody writes over still goes.
+  std::map<std::string, std::shared_ptr<rocksdb::CompactionFilterFactory>>
+      compaction_filters;
 };
 
 class EventLog {

@@ -307,6 +307,8 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   for (const auto& cf : IdempotencyStore::ColumnFamilies()) {
     options.extra_column_families.push_back(cf);
   }
+  options.compaction_filters =
+      IdempotencyStore::ExpiryFilter(config.idempotency_retention.count());
   for (const auto& cf : WebhookStore::ColumnFamilies()) {
     options.extra_column_families.push_back(cf);
   }
@@ -321,7 +323,8 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   app->log_->AddSink(read_models.get());
   app->read_models_.store(read_models);
   app->keys_ = std::make_unique<ApiKeyStore>(app->log_.get());
-  app->idempotency_ = std::make_unique<IdempotencyStore>(app->log_.get());
+  app->idempotency_ = std::make_unique<IdempotencyStore>(
+      app->log_.get(), config.idempotency_retention.count());
   CONVSTORE_RETURN_IF_ERROR(read_models->CatchUp());
 
   bool no_keys = false;

@@ -72,6 +72,10 @@ struct AppConfig {
   int64_t retention_days = 0;
   std::chrono::milliseconds retention_interval{60000};
   std::function<int64_t()> retention_clock;
+  // How long the response to a request with an Idempotency-Key is replayed
+  // and kept; compactions drop it after that (tests shorten it).
+  std::chrono::milliseconds idempotency_retention{
+      IdempotencyStore::kRetentionMs};
 };
 
 struct ApiRequest {

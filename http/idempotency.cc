@@ -5,6 +5,7 @@
 #include "core/data_key.h"
 #include "core/encoding.h"
 #include "eventlog/random.h"
+#include "http/api_keys.h"
 #include "http/stored_record.h"
 
 namespace convstore::http {
@@ -67,14 +68,54 @@ Result<StoredResponse> Decode(std::string_view bytes) {
   return r;
 }
 
+// Drops responses past their retention. Compactions run on RocksDB's
+// threads, each with its own filter; a record that does not parse is kept
+// (Find reports it).
+class ExpiredResponseFilter : public rocksdb::CompactionFilter {
+ public:
+  explicit ExpiredResponseFilter(int64_t retention_ms)
+      : retention_ms_(retention_ms) {}
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value,
+              std::string*, bool*) const override {
+    auto record = ParseStoredRecord(value.ToStringView(), "idempotency record");
+    if (!record.ok()) return false;
+    std::optional<int64_t> created = IntField(*record, "created_at");
+    return created && NowMillis() - *created > retention_ms_;
+  }
+  const char* Name() const override { return "ExpiredResponseFilter"; }
+
+ private:
+  int64_t retention_ms_;
+};
+
+class ExpiredResponseFilterFactory : public rocksdb::CompactionFilterFactory {
+ public:
+  explicit ExpiredResponseFilterFactory(int64_t retention_ms)
+      : retention_ms_(retention_ms) {}
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context&) override {
+    return std::make_unique<ExpiredResponseFilter>(retention_ms_);
+  }
+  const char* Name() const override { return "ExpiredResponseFilterFactory"; }
+
+ private:
+  int64_t retention_ms_;
+};
+
 }  // namespace
 
 std::vector<std::string> IdempotencyStore::ColumnFamilies() {
   return {kIdempotencyCf};
 }
 
-IdempotencyStore::IdempotencyStore(EventLog* log)
-    : log_(log), cf_(log->cf(kIdempotencyCf)) {}
+std::map<std::string, std::shared_ptr<rocksdb::CompactionFilterFactory>>
+IdempotencyStore::ExpiryFilter(int64_t retention_ms) {
+  return {{kIdempotencyCf,
+           std::make_shared<ExpiredResponseFilterFactory>(retention_ms)}};
+}
+
+IdempotencyStore::IdempotencyStore(EventLog* log, int64_t retention_ms)
+    : log_(log), cf_(log->cf(kIdempotencyCf)), retention_ms_(retention_ms) {}
 
 Result<std::optional<StoredResponse>> IdempotencyStore::Find(
     std::string_view user, std::string_view key, int64_t now_ms) const {
@@ -85,7 +126,7 @@ Result<std::optional<StoredResponse>> IdempotencyStore::Find(
   if (!s.ok()) return FromRocksStatus(s, "read idempotency record");
   StoredResponse r;
   CONVSTORE_ASSIGN_OR_RETURN(r, Decode(value));
-  if (now_ms - r.created_at_ms > kRetentionMs) {
+  if (now_ms - r.created_at_ms > retention_ms_) {
     return std::optional<StoredResponse>();
   }
   if (!r.subject.empty()) {

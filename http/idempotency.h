@@ -3,10 +3,14 @@
 // reports, so a replay never disagrees with the log. Tokens are never stored:
 // a response that carried one is replayed with a freshly minted token. A
 // response about a conversation or agent is kept sealed with its data key
-// (see StoredResponse::subject), and forgotten when that is erased.
+// (see StoredResponse::subject), and forgotten when that is erased. Once
+// expired, a response is dropped from the files by the next compaction of its
+// table (ExpiryFilter), which runs once a day at least.
 // Thread-safety: all methods are safe from any thread.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -38,9 +42,15 @@ class IdempotencyStore {
  public:
   static constexpr int64_t kRetentionMs = 24LL * 3600 * 1000;
   static std::vector<std::string> ColumnFamilies();
-  explicit IdempotencyStore(EventLog* log);
+  // What compactions of the store's table drop: responses older than
+  // `retention_ms` (EventLogOptions::compaction_filters, by table name).
+  static std::map<std::string,
+                  std::shared_ptr<rocksdb::CompactionFilterFactory>>
+  ExpiryFilter(int64_t retention_ms = kRetentionMs);
+  // Responses are kept for `retention_ms` (tests shorten it).
+  explicit IdempotencyStore(EventLog* log, int64_t retention_ms = kRetentionMs);
 
-  // A stored response younger than 24 h, if any.
+  // A stored response younger than the retention, if any.
   Result<std::optional<StoredResponse>> Find(std::string_view user,
                                              std::string_view key,
                                              int64_t now_ms) const;
@@ -60,6 +70,7 @@ class IdempotencyStore {
  private:
   EventLog* log_;
   rocksdb::ColumnFamilyHandle* cf_;
+  int64_t retention_ms_;
   std::mutex mu_;
   std::set<std::string, std::less<>> in_flight_;
 };

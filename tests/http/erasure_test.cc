@@ -500,6 +500,51 @@ TEST_F(ErasureTest, AfterAUserErasureTheirTextAndIdAreInNoFileOfTheDataDir) {
   EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, secret));
 }
 
+// Responses kept for Idempotency-Key replays, for 3 s here (24 h by default).
+class IdempotencyExpiryTest : public ErasureTest {
+ protected:
+  IdempotencyExpiryTest() : ErasureTest(Config()) {}
+  static http::AppConfig Config() {
+    http::AppConfig config = FastPurge();
+    config.idempotency_retention = std::chrono::seconds(3);
+    return config;
+  }
+};
+
+// An expired response goes from the files with the next compaction of its
+// table (RocksDB runs one within a day; here the purge after a delete runs
+// it): its Idempotency-Key, which a client may make from anything, is in
+// no file after. A response still within its time stays and replays.
+TEST_F(IdempotencyExpiryTest,
+       AnExpiredResponseIsInNoFileAfterTheNextCompaction) {
+  const std::string expired = "IDEMKEY-QZWXRTPLMKVJ";
+  const std::string fresh = "IDEMKEY-JVKMLPTRXWZQ";
+  // Rejected requests: nothing but the kept response holds their keys.
+  HttpResponse first =
+      client_.Post("/v1/agents", alice_, "{}", {{"Idempotency-Key", expired}});
+  ASSERT_TRUE(IsError(first, 400, "invalid_request_error"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3200));
+  ASSERT_TRUE(IsError(
+      client_.Post("/v1/agents", alice_, "{}", {{"Idempotency-Key", fresh}}),
+      400, "invalid_request_error"));
+  ASSERT_FALSE(FilesContaining(server_.data_dir(), expired).empty());
+
+  const std::string id = ConversationWithMessages("to erase", 0);
+  ASSERT_EQ(204u, client_.Delete("/v1/conversations/" + id, alice_).status);
+  ASSERT_TRUE(WaitForPurge(client_));
+  HttpResponse replay =
+      client_.Post("/v1/agents", alice_, "{}", {{"Idempotency-Key", fresh}});
+  EXPECT_EQ("true", replay.header("Idempotent-Replayed")) << "still kept";
+
+  // As for a user's id: RocksDB's MANIFEST names table files' first and last
+  // keys until it is rewritten at the next open.
+  const std::string dir = server_.data_dir();
+  server_.Stop();
+  TestServer(dir).Stop();
+  EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, expired));
+  EXPECT_FALSE(FilesContaining(dir, fresh).empty());
+}
+
 // Fails the log's syncs part-way through a user's erasure, restarts the
 // server over the same data dir (a healthy disk now), and checks that the
 // erasure finishes by itself, with one report for all of it.
