@@ -21,6 +21,17 @@ namespace json = boost::json;
 
 constexpr char kKeysByHashCf[] = "api_keys";
 constexpr char kKeyIdsCf[] = "api_key_ids";
+// "<user>\0<id>" for each key, so a user's keys are found without reading
+// everyone's; the marker says every key made before the index is in it.
+constexpr char kKeyOwnersCf[] = "api_key_owners";
+const std::string kOwnersIndexedMarker("\0indexed", 8);
+
+std::string OwnerKey(std::string_view user_id, std::string_view id) {
+  std::string k(user_id);
+  k.push_back('\0');
+  k.append(id);
+  return k;
+}
 
 std::string KeyHash(std::string_view plaintext) {
   return HexEncode(Sha256(plaintext));
@@ -51,11 +62,31 @@ Result<ApiKeyRecord> DecodeRecord(std::string_view bytes) {
 }  // namespace
 
 std::vector<std::string> ApiKeyStore::ColumnFamilies() {
-  return {kKeysByHashCf, kKeyIdsCf};
+  return {kKeysByHashCf, kKeyIdsCf, kKeyOwnersCf};
 }
 
 ApiKeyStore::ApiKeyStore(EventLog* log)
-    : log_(log), by_hash_(log->cf(kKeysByHashCf)), by_id_(log->cf(kKeyIdsCf)) {}
+    : log_(log),
+      by_hash_(log->cf(kKeysByHashCf)),
+      by_id_(log->cf(kKeyIdsCf)),
+      by_owner_(log->cf(kKeyOwnersCf)) {}
+
+Status ApiKeyStore::Open() {
+  std::string marker;
+  rocksdb::Status s = log_->db()->Get(rocksdb::ReadOptions(), by_owner_,
+                                      kOwnersIndexedMarker, &marker);
+  if (s.ok()) return Status();
+  if (!s.IsNotFound()) return FromRocksStatus(s, "read api key owners");
+  // A store from before the index: index every key it has, once.
+  std::vector<ApiKeyRecord> keys;
+  CONVSTORE_ASSIGN_OR_RETURN(keys, List());
+  LogBatch batch(log_);
+  for (const ApiKeyRecord& k : keys) {
+    batch.Put(by_owner_, OwnerKey(k.user_id, k.id), "");
+  }
+  batch.Put(by_owner_, kOwnersIndexedMarker, "");
+  return batch.Commit();
+}
 
 Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization,
                                         KeyCheck* check) const {
@@ -148,6 +179,7 @@ ApiKeyRecord ApiKeyStore::Create(LogBatch& batch, std::string_view plaintext,
   const std::string hash = KeyHash(plaintext);
   batch.Put(by_hash_, hash, EncodeRecord(r));
   batch.Put(by_id_, r.id, hash);
+  batch.Put(by_owner_, OwnerKey(r.user_id, r.id), "");
   return r;
 }
 
@@ -173,6 +205,13 @@ Status ApiKeyStore::Erase(LogBatch& batch, std::string_view id) const {
   std::optional<std::string> hash;
   CONVSTORE_ASSIGN_OR_RETURN(hash, batch.Get(by_id_, id));
   if (!hash) return Status::NotFound("API key not found.");
+  std::optional<std::string> raw;
+  CONVSTORE_ASSIGN_OR_RETURN(raw, batch.Get(by_hash_, *hash));
+  if (raw) {
+    ApiKeyRecord r;
+    CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(*raw));
+    batch.Delete(by_owner_, OwnerKey(r.user_id, id));
+  }
   batch.Delete(by_hash_, *hash);
   batch.Delete(by_id_, id);
   changes_decided_.fetch_add(1, std::memory_order_release);
@@ -188,6 +227,31 @@ Result<std::vector<ApiKeyRecord>> ApiKeyStore::List() const {
     rocksdb::Status s =
         log_->db()->Get(rocksdb::ReadOptions(), by_hash_, it->value(), &value);
     if (!s.ok()) continue;
+    ApiKeyRecord r;
+    CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(value));
+    out.push_back(std::move(r));
+  }
+  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "list api keys"));
+  return out;
+}
+
+Result<std::vector<ApiKeyRecord>> ApiKeyStore::ListOf(
+    std::string_view user_id) const {
+  std::vector<ApiKeyRecord> out;
+  const std::string prefix = OwnerKey(user_id, "");
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), by_owner_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    std::string_view id = it->key().ToStringView().substr(prefix.size());
+    std::string hash, value;
+    rocksdb::Status s =
+        log_->db()->Get(rocksdb::ReadOptions(), by_id_, id, &hash);
+    if (s.ok()) {
+      s = log_->db()->Get(rocksdb::ReadOptions(), by_hash_, hash, &value);
+    }
+    if (s.IsNotFound()) continue;
+    CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read api key"));
     ApiKeyRecord r;
     CONVSTORE_ASSIGN_OR_RETURN(r, DecodeRecord(value));
     out.push_back(std::move(r));

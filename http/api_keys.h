@@ -39,6 +39,9 @@ class ApiKeyStore {
  public:
   static std::vector<std::string> ColumnFamilies();
   explicit ApiKeyStore(EventLog* log);
+  // Indexes the keys of a store made before keys were indexed by owner
+  // (once; later opens only check). Call once, at open, before any write.
+  Status Open();
 
   // Checks an Authorization header value ("Bearer <key>", scheme in any
   // case). Missing, malformed, unknown or revoked: Unauthenticated. With
@@ -69,12 +72,15 @@ class ApiKeyStore {
   // is committed (or refused), before the client hears of it.
   void ForgetKeys(uint64_t changes_decided) const;
   Result<std::vector<ApiKeyRecord>> List() const;
+  // The keys of one user (committed ones), through the owner index.
+  Result<std::vector<ApiKeyRecord>> ListOf(std::string_view user_id) const;
   Result<bool> Empty() const;
 
  private:
   EventLog* log_;
   rocksdb::ColumnFamilyHandle* by_hash_;
   rocksdb::ColumnFamilyHandle* by_id_;
+  rocksdb::ColumnFamilyHandle* by_owner_;
   // Keys that authenticated, by hash, so that most requests skip two reads
   // and a decode. A lookup that started before a ForgetKeys (its epoch is
   // older) is not remembered: it may have read the key before the revoke.

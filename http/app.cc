@@ -323,6 +323,7 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   app->log_->AddSink(read_models.get());
   app->read_models_.store(read_models);
   app->keys_ = std::make_unique<ApiKeyStore>(app->log_.get());
+  CONVSTORE_RETURN_IF_ERROR(app->keys_->Open());
   app->idempotency_ = std::make_unique<IdempotencyStore>(
       app->log_.get(), config.idempotency_retention.count());
   CONVSTORE_RETURN_IF_ERROR(read_models->CatchUp());

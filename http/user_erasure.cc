@@ -209,9 +209,7 @@ void UserErasure::Start(const std::string& user_id, const Actor& by,
     if (resume)
       return Status::Internal("no erasure of " + user_id + " to resume");
     std::vector<ApiKeyRecord> keys;
-    CONVSTORE_ASSIGN_OR_RETURN(keys, keys_->List());
-    std::erase_if(keys,
-                  [&](const ApiKeyRecord& k) { return k.user_id != user_id; });
+    CONVSTORE_ASSIGN_OR_RETURN(keys, keys_->ListOf(user_id));
     std::vector<WebhookRecord> hooks;
     CONVSTORE_ASSIGN_OR_RETURN(hooks, webhooks_->List(user_id));
     std::vector<std::string> subjects;

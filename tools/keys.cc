@@ -28,6 +28,10 @@ int OfflineOrOnline(const OnlineFlags& where, Offline offline, Online online) {
       }
     }
     http::ApiKeyStore keys(log->get());
+    if (Status opened = keys.Open(); !opened.ok()) {
+      std::cerr << "error: " << opened.message() << "\n";
+      return 1;
+    }
     return offline(**log, keys);
   }
   if (log.status().kind() != ErrorKind::kUnavailable) {

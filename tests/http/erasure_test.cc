@@ -500,6 +500,39 @@ TEST_F(ErasureTest, AfterAUserErasureTheirTextAndIdAreInNoFileOfTheDataDir) {
   EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, secret));
 }
 
+// A store from before API keys were indexed by owner (what a user's erasure
+// reads instead of every key): the server indexes them at its next start.
+TEST(UserErasureUpgradeTest, KeysMadeBeforeTheOwnerIndexGoWithTheirUser) {
+  TestServer server;
+  const std::string erin = server.CreateKey("erin");
+  server.Stop();
+  {  // Back to that layout: no owner entries, no marker that they are made.
+    EventLogOptions options;
+    options.create_if_missing = false;
+    auto log = EventLog::Open(server.data_dir(), options);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    rocksdb::ColumnFamilyHandle* owners = (*log)->cf("api_key_owners");
+    ASSERT_NE(nullptr, owners);
+    std::unique_ptr<rocksdb::Iterator> it(
+        (*log)->db()->NewIterator(rocksdb::ReadOptions(), owners));
+    size_t removed = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++removed) {
+      ASSERT_TRUE((*log)
+                      ->db()
+                      ->Delete(rocksdb::WriteOptions(), owners, it->key())
+                      .ok());
+    }
+    EXPECT_EQ(3u, removed) << "the admin's key, erin's and the marker";
+  }
+  TestServer upgraded(server.data_dir());
+  HttpClient c = upgraded.Client();
+  HttpResponse erased = c.Delete("/v1/admin/users/erin", TestServer::kAdminKey);
+  ASSERT_EQ(200u, erased.status) << erased.body;
+  EXPECT_EQ(1u, U64(Parsed(erased).at("erased").as_object(), "api_keys"));
+  EXPECT_TRUE(IsError(c.Get("/v1/agents", erin), 401, "authentication_error"));
+  EXPECT_EQ(200u, c.Get("/v1/agents", TestServer::kAdminKey).status);
+}
+
 // Responses kept for Idempotency-Key replays, for 3 s here (24 h by default).
 class IdempotencyExpiryTest : public ErasureTest {
  protected:
