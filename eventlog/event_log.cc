@@ -120,6 +120,53 @@ Status FromRocksStatus(const rocksdb::Status& s, std::string_view what) {
 std::string EncodePositionKey(uint64_t position) { return EncodeU64(position); }
 uint64_t DecodePositionKey(std::string_view key) { return DecodeU64(key); }
 
+namespace {
+
+// Memtable insert hints keyed by the whole key, for the keys given: each new
+// revision of a stream goes right before the one before it, so the memtable
+// starts from where that one went instead of searching from the top.
+class WholeKeyWithPrefix : public rocksdb::SliceTransform {
+ public:
+  explicit WholeKeyWithPrefix(std::string prefix)
+      : prefix_(std::move(prefix)), name_("WholeKeyWithPrefix:" + prefix_) {}
+  const char* Name() const override { return name_.c_str(); }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return key;
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.starts_with(prefix_);
+  }
+
+ private:
+  std::string prefix_;
+  std::string name_;
+};
+
+// The log's own column families' options beyond the shared ones.
+void TuneLogColumnFamily(std::string_view name,
+                         rocksdb::ColumnFamilyOptions& options) {
+  if (name == kEventsCf) {
+    // Positions only grow: each insert lands right after the one before,
+    // so the memtable keeps that spot as a hint instead of searching.
+    options.memtable_insert_with_hint_prefix_extractor.reset(
+        rocksdb::NewFixedPrefixTransform(0));
+  } else if (name == kStreamsCf) {
+    // A message stream gets a revision per message. A hint per stream costs
+    // its memtable a splice (about 200 bytes) once, so a conversation's own
+    // stream, written a few times in its life, goes without.
+    options.memtable_insert_with_hint_prefix_extractor =
+        std::make_shared<WholeKeyWithPrefix>(MessagesStream(""));
+  } else if (name == kDataKeysCf) {
+    // A subject's key is written once and read on each of its appends,
+    // mostly from the tables by then: a memtable bloom filter skips the
+    // memtable search for a key it does not hold.
+    options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
+    options.memtable_whole_key_filtering = true;
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<EventLog>> EventLog::Open(
     const std::string& dir, const EventLogOptions& options) {
   rocksdb::Options db_options;
@@ -159,17 +206,16 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
     return Status::NotFound("no convstore data directory at " + dir);
   }
   std::unique_ptr<EventLog> log(new EventLog());
+  log->tune_column_family_ = options.tune_column_family;
   log->cf_options_ = rocksdb::ColumnFamilyOptions(db_options);
   log->cf_options_.table_factory.reset(
       rocksdb::NewBlockBasedTableFactory(table_options));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : names) {
     rocksdb::ColumnFamilyOptions cf_options = log->cf_options_;
-    if (name == kEventsCf) {
-      // Positions only grow: each insert lands right after the one before,
-      // so the memtable keeps that spot as a hint instead of searching.
-      cf_options.memtable_insert_with_hint_prefix_extractor.reset(
-          rocksdb::NewFixedPrefixTransform(0));
+    TuneLogColumnFamily(name, cf_options);
+    if (options.tune_column_family) {
+      options.tune_column_family(name, cf_options);
     }
     if (auto it = options.compaction_filters.find(name);
         it != options.compaction_filters.end()) {
@@ -309,9 +355,11 @@ Result<rocksdb::ColumnFamilyHandle*> EventLog::CreateColumnFamily(
     const std::string& name) {
   if (rocksdb::ColumnFamilyHandle* existing = cf(name)) return existing;
   if (read_only_) return Status::Unavailable("the log is open read-only");
+  rocksdb::ColumnFamilyOptions options = cf_options_;
+  if (tune_column_family_) tune_column_family_(name, options);
   rocksdb::ColumnFamilyHandle* h = nullptr;
   CONVSTORE_RETURN_IF_ERROR(
-      FromRocksStatus(db_->CreateColumnFamily(cf_options_, name, &h),
+      FromRocksStatus(db_->CreateColumnFamily(options, name, &h),
                       "create column family " + name));
   std::unique_lock lock(cfs_mu_);
   cfs_[name] = h;

@@ -78,6 +78,11 @@ struct EventMeta {
   int64_t recorded_at_ms = 0;
 };
 
+// For a column family whose point lookups mostly miss the memtable: the
+// size of a memtable bloom filter (memtable_prefix_bloom_size_ratio), 1% of
+// the memtable, that skips the memtable search for keys it does not hold.
+inline constexpr double kMemtableBloomRatio = 0.01;
+
 struct EventLogOptions {
   // Column families the caller (projections, auth) keeps beside the log.
   std::vector<std::string> extra_column_families;
@@ -98,6 +103,11 @@ struct EventLogOptions {
   // least, so that what nobody writes over still goes.
   std::map<std::string, std::shared_ptr<rocksdb::CompactionFilterFactory>>
       compaction_filters;
+  // Adjusts a caller's column family's options by its name (e.g. memtable
+  // insert hints for keys that arrive in order), at open and whenever the
+  // family is created later through CreateColumnFamily.
+  std::function<void(std::string_view name, rocksdb::ColumnFamilyOptions&)>
+      tune_column_family;
 };
 
 class EventLog {
@@ -200,6 +210,9 @@ class EventLog {
   std::unique_ptr<rocksdb::DB> db_;
   // Options of every column family, those created later included.
   rocksdb::ColumnFamilyOptions cf_options_;
+  // EventLogOptions::tune_column_family, kept for CreateColumnFamily.
+  std::function<void(std::string_view, rocksdb::ColumnFamilyOptions&)>
+      tune_column_family_;
   // Guards cfs_: column families are created and dropped while readers run.
   mutable std::shared_mutex cfs_mu_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;

@@ -309,6 +309,7 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   }
   options.compaction_filters =
       IdempotencyStore::ExpiryFilter(config.idempotency_retention.count());
+  options.tune_column_family = ReadModels::TuneColumnFamily;
   for (const auto& cf : WebhookStore::ColumnFamilies()) {
     options.extra_column_families.push_back(cf);
   }

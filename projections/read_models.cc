@@ -1,5 +1,7 @@
 #include "projections/read_models.h"
 
+#include <rocksdb/slice_transform.h>
+
 #include <boost/json.hpp>
 #include <future>
 #include <unordered_map>
@@ -269,6 +271,59 @@ std::vector<std::string> ReadModels::ColumnFamilies(std::string_view prefix) {
     names.push_back(std::string(prefix) + suffix);
   }
   return names;
+}
+
+std::optional<std::pair<std::string_view, std::string_view>>
+ReadModels::SplitColumnFamilyName(std::string_view name) {
+  if (name.substr(0, 2) != "rm") return std::nullopt;
+  size_t i = 2;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9') ++i;
+  if (i >= name.size() || name[i] != '_') return std::nullopt;
+  const std::string_view table = name.substr(i + 1);
+  for (const char* known :
+       {kAgentsCf, kAgentsByOwnerCf, kConversationsCf, kConversationsByOwnerCf,
+        kMessagesCf, kMessageIdsCf, kMetaCf, kSubjectsCf}) {
+    if (table == known) return std::pair{name.substr(0, i + 1), table};
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// Message rows are "<conversation id>\0<revision>": the hint prefix is the
+// conversation, so each message goes right after its conversation's last
+// one instead of being searched for from the top of the memtable.
+class ConversationOfMessageKey : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "ConversationOfMessageKey"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - 8);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() > 8;
+  }
+};
+
+}  // namespace
+
+void ReadModels::TuneColumnFamily(std::string_view name,
+                                  rocksdb::ColumnFamilyOptions& options) {
+  auto split = SplitColumnFamilyName(name);
+  if (!split) return;
+  const std::string_view table = split->second;
+  if (table == kMessagesCf) {
+    options.memtable_insert_with_hint_prefix_extractor =
+        std::make_shared<ConversationOfMessageKey>();
+  } else if (table == kMessageIdsCf) {
+    // Message ids are UUIDv7s: they grow with time, like log positions.
+    options.memtable_insert_with_hint_prefix_extractor.reset(
+        rocksdb::NewFixedPrefixTransform(0));
+  } else if (table == kConversationsCf) {
+    // Each append reads its conversation, written once at its creation and
+    // in the tables by then.
+    options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
+    options.memtable_whole_key_filtering = true;
+  }
 }
 
 ReadModels::ReadModels(EventLog* log, std::string_view prefix)

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/decide.h"
@@ -73,6 +74,15 @@ class ReadModels : public EventSink,
   // pass them to EventLog::Open or create them with CreateColumnFamily.
   static std::vector<std::string> ColumnFamilies(
       std::string_view prefix = kDefaultReadModelsPrefix);
+  // The generation prefix ("rm_", "rm2_", ...) and the table ("messages")
+  // of a read-model column family's name; nullopt for any other name.
+  static std::optional<std::pair<std::string_view, std::string_view>>
+  SplitColumnFamilyName(std::string_view name);
+  // The read-model tables' options beyond the log's shared ones (pass it as
+  // EventLogOptions::tune_column_family): memtable insert hints for rows
+  // written in order, memtable bloom filters for rows mostly read cold.
+  static void TuneColumnFamily(std::string_view name,
+                               rocksdb::ColumnFamilyOptions& options);
 
   // The column families must exist in `log`.
   explicit ReadModels(EventLog* log,

@@ -25,15 +25,9 @@ std::string PrefixOf(uint64_t generation) {
 
 // The generation prefix of a read-model column family name, if it is one.
 std::optional<std::string> ReadModelsPrefixOf(std::string_view name) {
-  if (name.substr(0, 2) != "rm") return std::nullopt;
-  size_t i = 2;
-  while (i < name.size() && name[i] >= '0' && name[i] <= '9') ++i;
-  if (i >= name.size() || name[i] != '_') return std::nullopt;
-  std::string prefix(name.substr(0, i + 1));
-  for (const std::string& cf : ReadModels::ColumnFamilies(prefix)) {
-    if (cf == name) return prefix;
-  }
-  return std::nullopt;
+  auto split = ReadModels::SplitColumnFamilyName(name);
+  if (!split) return std::nullopt;
+  return std::string(split->first);
 }
 
 // Printable form of a binary key: bytes outside ASCII graphics as \xNN.
@@ -176,6 +170,7 @@ Result<VerifyReport> VerifyReadModels(EventLog& log,
 
   EventLogOptions scratch_options;
   scratch_options.extra_column_families = ReadModels::ColumnFamilies();
+  scratch_options.tune_column_family = ReadModels::TuneColumnFamily;
   std::unique_ptr<EventLog> scratch;
   CONVSTORE_ASSIGN_OR_RETURN(scratch,
                              EventLog::Open(scratch_dir, scratch_options));

@@ -28,6 +28,7 @@ Result<std::unique_ptr<EventLog>> OpenExclusive(const std::string& data_dir) {
   }
   EventLogOptions options;
   options.create_if_missing = false;
+  options.tune_column_family = ReadModels::TuneColumnFamily;
   auto log = EventLog::Open(data_dir, options);
   if (!log.ok() && log.status().kind() == ErrorKind::kUnavailable) {
     return Status::Unavailable(
