@@ -34,9 +34,13 @@ Metadata MetadataFromJson(const json::object& o) {
   return out;
 }
 
-Result<json::object> ParseRecord(std::string_view bytes) {
+// The writer decodes a record on each command that reads one (an append
+// reads its conversation): parse into `resource`, a stack buffer of the
+// caller's, rather than a heap allocation per value.
+Result<json::object> ParseRecord(std::string_view bytes,
+                                 json::monotonic_resource& resource) {
   boost::system::error_code ec;
-  json::value v = json::parse(bytes, ec);
+  json::value v = json::parse(bytes, ec, &resource);
   if (ec || !v.is_object()) {
     return Status::Corruption("read-model record does not decode");
   }
@@ -229,7 +233,11 @@ std::string JoinJsonArray(const std::vector<std::string>& items) {
 }
 
 std::string RenderMessage(const Message& m) {
-  json::object o;
+  // Every append and every rebuilt message renders one: the object lives in
+  // a stack buffer instead of a heap allocation per field.
+  unsigned char buffer[1024];
+  json::monotonic_resource resource(buffer);
+  json::object o(&resource);
   o["id"] = m.id;
   o["conversation_id"] = m.conversation_id;
   o["role"] = ToString(m.role);
@@ -253,8 +261,11 @@ std::string EncodeAgentRecord(const Agent& agent, uint64_t revision) {
 }
 
 Result<Versioned<Agent>> DecodeAgentRecord(std::string_view bytes) {
-  json::object o;
-  CONVSTORE_ASSIGN_OR_RETURN(o, ParseRecord(bytes));
+  unsigned char buffer[2048];
+  json::monotonic_resource resource(buffer);
+  auto parsed = ParseRecord(bytes, resource);
+  if (!parsed.ok()) return parsed.status();
+  const json::object& o = *parsed;
   Versioned<Agent> r;
   r.revision = static_cast<uint64_t>(Int(o, "rev"));
   r.value.id = Str(o, "id");
@@ -286,8 +297,11 @@ std::string EncodeConversationRecord(const Conversation& c, uint64_t revision) {
 
 Result<Versioned<Conversation>> DecodeConversationRecord(
     std::string_view bytes) {
-  json::object o;
-  CONVSTORE_ASSIGN_OR_RETURN(o, ParseRecord(bytes));
+  unsigned char buffer[2048];
+  json::monotonic_resource resource(buffer);
+  auto parsed = ParseRecord(bytes, resource);
+  if (!parsed.ok()) return parsed.status();
+  const json::object& o = *parsed;
   Versioned<Conversation> r;
   r.revision = static_cast<uint64_t>(Int(o, "rev"));
   r.value.id = Str(o, "id");
