@@ -251,11 +251,23 @@ std::string HexEncode(std::string_view bytes) {
   return out;
 }
 
+namespace {
+
+// SHA-256, looked up once: naming it by EVP_sha256() makes OpenSSL 3 look
+// it up in its provider store on every call (a request's API key is hashed
+// on each request).
+const EVP_MD* Sha256Digest() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+}  // namespace
+
 std::string Sha256(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int md_len = 0;
-  if (EVP_Digest(Bytes(data), data.size(), md.data(), &md_len, EVP_sha256(),
-                 nullptr) != 1) {
+  if (EVP_Digest(Bytes(data), data.size(), md.data(), &md_len,
+                 Sha256Digest(), nullptr) != 1) {
     // Only fails on allocation failure or a broken OpenSSL install; there is
     // no sensible digest to return, so treat it like bad_alloc.
     throw std::runtime_error("EVP_Digest(SHA-256) failed");
@@ -266,7 +278,7 @@ std::string Sha256(std::string_view data) {
 std::string HmacSha256(std::string_view key, std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int md_len = 0;
-  if (HMAC(EVP_sha256(), Bytes(key), static_cast<int>(key.size()), Bytes(data),
+  if (HMAC(Sha256Digest(), Bytes(key), static_cast<int>(key.size()), Bytes(data),
            data.size(), md.data(), &md_len) == nullptr) {
     throw std::runtime_error("HMAC(SHA-256) failed");
   }
