@@ -21,8 +21,7 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 EVP_CIPHER_CTX* ThreadCipherCtx() {
   thread_local CipherCtx ctx = [] {
     CipherCtx c(EVP_CIPHER_CTX_new());
-    EVP_CipherInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr,
-                      1);
+    EVP_CipherInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, 1);
     return c;
   }();
   return ctx.get();

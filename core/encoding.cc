@@ -266,8 +266,8 @@ const EVP_MD* Sha256Digest() {
 std::string Sha256(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int md_len = 0;
-  if (EVP_Digest(Bytes(data), data.size(), md.data(), &md_len,
-                 Sha256Digest(), nullptr) != 1) {
+  if (EVP_Digest(Bytes(data), data.size(), md.data(), &md_len, Sha256Digest(),
+                 nullptr) != 1) {
     // Only fails on allocation failure or a broken OpenSSL install; there is
     // no sensible digest to return, so treat it like bad_alloc.
     throw std::runtime_error("EVP_Digest(SHA-256) failed");
@@ -278,8 +278,8 @@ std::string Sha256(std::string_view data) {
 std::string HmacSha256(std::string_view key, std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int md_len = 0;
-  if (HMAC(Sha256Digest(), Bytes(key), static_cast<int>(key.size()), Bytes(data),
-           data.size(), md.data(), &md_len) == nullptr) {
+  if (HMAC(Sha256Digest(), Bytes(key), static_cast<int>(key.size()),
+           Bytes(data), data.size(), md.data(), &md_len) == nullptr) {
     throw std::runtime_error("HMAC(SHA-256) failed");
   }
   return std::string(reinterpret_cast<const char*>(md.data()), md_len);
