@@ -263,12 +263,15 @@ class BulkRows {
 
 }  // namespace
 
+// Every table of a generation, in the order ColumnFamilies names them.
+constexpr const char* kTables[] = {
+    kAgentsCf,   kAgentsByOwnerCf, kConversationsCf, kConversationsByOwnerCf,
+    kMessagesCf, kMessageIdsCf,    kMetaCf,          kSubjectsCf};
+
 std::vector<std::string> ReadModels::ColumnFamilies(std::string_view prefix) {
   std::vector<std::string> names;
-  for (const char* suffix :
-       {kAgentsCf, kAgentsByOwnerCf, kConversationsCf, kConversationsByOwnerCf,
-        kMessagesCf, kMessageIdsCf, kMetaCf, kSubjectsCf}) {
-    names.push_back(std::string(prefix) + suffix);
+  for (const char* table : kTables) {
+    names.push_back(std::string(prefix) + table);
   }
   return names;
 }
@@ -280,9 +283,7 @@ ReadModels::SplitColumnFamilyName(std::string_view name) {
   while (i < name.size() && name[i] >= '0' && name[i] <= '9') ++i;
   if (i >= name.size() || name[i] != '_') return std::nullopt;
   const std::string_view table = name.substr(i + 1);
-  for (const char* known :
-       {kAgentsCf, kAgentsByOwnerCf, kConversationsCf, kConversationsByOwnerCf,
-        kMessagesCf, kMessageIdsCf, kMetaCf, kSubjectsCf}) {
+  for (const char* known : kTables) {
     if (table == known) return std::pair{name.substr(0, i + 1), table};
   }
   return std::nullopt;

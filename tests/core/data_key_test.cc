@@ -22,6 +22,21 @@ TEST(DataKeyTest, SealedBytesOpenWithTheSameKeyAndAad) {
   EXPECT_EQ("hello, world", *opened);
 }
 
+// Each thread reuses one cipher context: nothing of one call may carry
+// into the next, whatever the call before did (a failed open included).
+TEST(DataKeyTest, ASealIsTheSameWhateverTheThreadSealedOrOpenedBefore) {
+  const std::string first = SealWithDataKey(kKey, kNonce, "aad", "secret");
+  DataKey other = kKey;
+  other[0] ^= 1;
+  const std::string sealed_other =
+      SealWithDataKey(other, kNonce, "other aad", "another secret");
+  EXPECT_FALSE(OpenWithDataKey(kKey, "aad", sealed_other).ok());
+  auto opened = OpenWithDataKey(other, "other aad", sealed_other);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ("another secret", *opened);
+  EXPECT_EQ(first, SealWithDataKey(kKey, kNonce, "aad", "secret"));
+}
+
 TEST(DataKeyTest, AnotherKeyAnotherAadOrAChangedByteDoesNotOpen) {
   const std::string sealed = SealWithDataKey(kKey, kNonce, "aad", "secret");
   DataKey other = kKey;

@@ -1685,5 +1685,43 @@ TEST(ReadModelsTest, ARebuildAfterAnErasureGivesTheSameBytes) {
   }
 }
 
+TEST(ReadModelsColumnFamilyTest, ANameSplitsIntoItsGenerationAndTable) {
+  using Split = std::pair<std::string_view, std::string_view>;
+  EXPECT_EQ(ReadModels::SplitColumnFamilyName("rm_messages"),
+            Split("rm_", "messages"));
+  EXPECT_EQ(ReadModels::SplitColumnFamilyName("rm12_conversations_by_owner"),
+            Split("rm12_", "conversations_by_owner"));
+  for (std::string_view other :
+       {"messages", "api_keys", "rm_", "rm_message", "rmx_messages",
+        "rm2messages", "rm2_messages_old", "events"}) {
+    EXPECT_FALSE(ReadModels::SplitColumnFamilyName(other)) << other;
+  }
+}
+
+// The read models' memtable options must reach a generation a rebuild
+// creates later, not only those that exist at open.
+TEST(ReadModelsColumnFamilyTest, TablesCreatedLaterGetTheTunedOptions) {
+  TempDir dir;
+  EventLogOptions options = LogOptions();
+  options.tune_column_family = ReadModels::TuneColumnFamily;
+  std::unique_ptr<EventLog> log = MustOpen(dir.str(), options);
+  for (const std::string& cf : ReadModels::ColumnFamilies("rm2_")) {
+    ASSERT_TRUE(log->CreateColumnFamily(cf).ok()) << cf;
+  }
+  for (std::string_view prefix : {"rm_", "rm2_"}) {
+    SCOPED_TRACE(std::string(prefix));
+    auto opts = [&](const char* table) {
+      return log->db()->GetOptions(log->cf(std::string(prefix) + table));
+    };
+    EXPECT_NE(opts("messages").memtable_insert_with_hint_prefix_extractor,
+              nullptr);
+    EXPECT_NE(opts("message_ids").memtable_insert_with_hint_prefix_extractor,
+              nullptr);
+    EXPECT_GT(opts("conversations").memtable_prefix_bloom_size_ratio, 0);
+    EXPECT_EQ(opts("agents").memtable_insert_with_hint_prefix_extractor,
+              nullptr);
+  }
+}
+
 }  // namespace
 }  // namespace convstore
