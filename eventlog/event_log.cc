@@ -494,14 +494,14 @@ Result<std::optional<uint64_t>> EventLog::StreamRevision(
   return std::optional<uint64_t>(DecodeU64(value));
 }
 
-Status EventLog::CommitBatch(rocksdb::WriteBatchWithIndex& batch,
+Status EventLog::CommitBatch(rocksdb::WriteBatch& batch,
                              std::optional<uint64_t> new_head,
                              std::optional<uint64_t> new_erasure_head) {
   if (read_only_) return Status::Unavailable("the log is open read-only");
   if (failed()) return WriteRefusal();
   rocksdb::WriteOptions options;
   options.sync = true;
-  rocksdb::Status s = db_->Write(options, batch.GetWriteBatch());
+  rocksdb::Status s = db_->Write(options, &batch);
   if (!s.ok()) {
     // We cannot know how much of the write reached the disk, so no later
     // write may be acknowledged on top of it.
@@ -558,29 +558,98 @@ Status EventLog::PurgeErased() {
   return Status();
 }
 
-LogBatch::LogBatch(EventLog* log, const LogBatch* base)
+const std::optional<std::string>* WriterCache::Find(
+    const EventLog& log, rocksdb::ColumnFamilyHandle* cf,
+    std::string_view key) const {
+  const int table = TableOf(log, cf);
+  if (table < 0) return nullptr;
+  auto it = tables_[table].find(key);
+  return it == tables_[table].end() ? nullptr : &it->second;
+}
+
+void WriterCache::Remember(const EventLog& log, rocksdb::ColumnFamilyHandle* cf,
+                           std::string_view key,
+                           std::optional<std::string> value) {
+  const int index = TableOf(log, cf);
+  if (index < 0) return;
+  StringMap<std::optional<std::string>>& table = tables_[index];
+  if (auto it = table.find(key); it != table.end()) {
+    it->second = std::move(value);
+    return;
+  }
+  if (table.size() >= kMaxEntries) table.clear();
+  table.emplace(std::string(key), std::move(value));
+}
+
+int WriterCache::TableOf(const EventLog& log, rocksdb::ColumnFamilyHandle* cf) {
+  if (cf == log.streams_cf_) return 0;
+  if (cf == log.data_keys_cf_) return 1;
+  return -1;
+}
+
+void WriterCache::Absorb(const LogBatch& committed) {
+  const EventLog& log = *committed.log_;
+  const std::string& bytes = committed.batch_.Data();
+  for (rocksdb::ColumnFamilyHandle* cf : {log.streams_cf_, log.data_keys_cf_}) {
+    const auto* own = committed.OwnTableOf(cf->GetID());
+    if (own == nullptr) continue;
+    for (const auto& [key, write] : *own) {
+      Remember(log, cf, key,
+               write.deleted
+                   ? std::nullopt
+                   : std::optional<std::string>(std::in_place, bytes,
+                                                write.offset, write.size));
+    }
+  }
+}
+
+LogBatch::LogBatch(EventLog* log, const LogBatch* base, WriterCache* cache)
     : log_(log),
       base_(base),
-      batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+      cache_(cache),
       next_position_((base != nullptr ? base->head() : log->head()) + 1),
       first_position_(next_position_) {}
+
+const StringMap<LogBatch::OwnWrite>* LogBatch::OwnTableOf(
+    uint32_t cf_id) const {
+  for (const auto& table : own_) {
+    if (table->cf_id == cf_id) return &table->writes;
+  }
+  return nullptr;
+}
+
+void LogBatch::Index(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                     OwnWrite write) {
+  const uint32_t cf_id = cf->GetID();
+  StringMap<OwnWrite>* writes = nullptr;
+  for (const auto& table : own_) {
+    if (table->cf_id == cf_id) writes = &table->writes;
+  }
+  if (writes == nullptr) {
+    own_.push_back(std::make_unique<OwnTable>(OwnTable{cf_id, {}}));
+    writes = &own_.back()->writes;
+  }
+  auto it = writes->find(key);
+  std::optional<OwnWrite> before;
+  if (it == writes->end()) {
+    it = writes->emplace(std::string(key), write).first;
+  } else {
+    before = it->second;
+    it->second = write;
+  }
+  if (!savepoints_.empty()) undo_.push_back({writes, &it->first, before});
+}
 
 LogBatch::Lookup LogBatch::LookupOwn(rocksdb::ColumnFamilyHandle* cf,
                                      std::string_view key,
                                      std::string* value) const {
-  // overwrite_key keeps one index entry per key: its latest write.
-  std::unique_ptr<rocksdb::WBWIIterator> it(
-      const_cast<rocksdb::WriteBatchWithIndex&>(batch_).NewIterator(cf));
-  const rocksdb::Slice k(key.data(), key.size());
-  it->Seek(k);
-  if (!it->Valid()) return Lookup::kAbsent;
-  const rocksdb::WriteEntry entry = it->Entry();
-  if (entry.key != k) return Lookup::kAbsent;
-  if (entry.type == rocksdb::kPutRecord) {
-    value->assign(entry.value.data(), entry.value.size());
-    return Lookup::kFound;
-  }
-  return Lookup::kDeleted;  // we write only puts and deletes
+  const StringMap<OwnWrite>* writes = OwnTableOf(cf->GetID());
+  if (writes == nullptr) return Lookup::kAbsent;
+  auto it = writes->find(key);
+  if (it == writes->end()) return Lookup::kAbsent;
+  if (it->second.deleted) return Lookup::kDeleted;
+  value->assign(batch_.Data(), it->second.offset, it->second.size);
+  return Lookup::kFound;
 }
 
 Result<std::optional<std::string>> LogBatch::Get(
@@ -596,12 +665,21 @@ Result<std::optional<std::string>> LogBatch::Get(
         break;
     }
   }
+  if (cache_ != nullptr) {
+    if (const auto* cached = cache_->Find(*log_, cf, key)) return *cached;
+  }
   rocksdb::Status s =
       log_->db()->Get(rocksdb::ReadOptions(), cf,
                       rocksdb::Slice(key.data(), key.size()), &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
-  CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read through batch"));
-  return std::optional<std::string>(std::move(value));
+  std::optional<std::string> found;
+  if (!s.IsNotFound()) {
+    CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read through batch"));
+    found = std::move(value);
+  }
+  // Neither this batch nor its bases wrote the key, so the store's value is
+  // the one that stays committed until a later batch of the writer's.
+  if (cache_ != nullptr) cache_->Remember(*log_, cf, key, found);
+  return found;
 }
 
 Result<std::optional<RecordedEvent>> LogBatch::ReadEvent(
@@ -624,21 +702,36 @@ void LogBatch::Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                    std::string_view value) {
   batch_.Put(cf, rocksdb::Slice(key.data(), key.size()),
              rocksdb::Slice(value.data(), value.size()));
+  // A record ends with its value (WriteBatch's format), so the value is the
+  // last bytes written.
+  Index(cf, key, {batch_.Data().size() - value.size(), value.size(), false});
 }
 
 void LogBatch::Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
   batch_.Delete(cf, rocksdb::Slice(key.data(), key.size()));
+  Index(cf, key, {0, 0, true});
 }
 
 void LogBatch::SetSavePoint() {
   batch_.SetSavePoint();
-  savepoints_.push_back(next_position_);
+  savepoints_.push_back({next_position_, undo_.size()});
 }
 
 void LogBatch::RollbackToSavePoint() {
   batch_.RollbackToSavePoint();
-  next_position_ = savepoints_.back();
+  const SavePoint savepoint = savepoints_.back();
   savepoints_.pop_back();
+  while (undo_.size() > savepoint.undo_size) {
+    Undo& undo = undo_.back();
+    auto it = undo.table->find(*undo.key);
+    if (undo.before) {
+      it->second = *undo.before;
+    } else {
+      undo.table->erase(it);
+    }
+    undo_.pop_back();
+  }
+  next_position_ = savepoint.next_position;
   while (!appended_.empty() && appended_.back().position >= next_position_) {
     appended_.pop_back();
   }
@@ -651,6 +744,8 @@ void LogBatch::RollbackTo(size_t depth) {
 void LogBatch::PopSavePoint() {
   batch_.PopSavePoint();
   savepoints_.pop_back();
+  // What is left can no longer be rolled back.
+  if (savepoints_.empty()) undo_.clear();
 }
 
 Result<std::vector<RecordedEvent>> LogBatch::Append(

@@ -12,8 +12,9 @@
 
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
-#include <rocksdb/utilities/write_batch_with_index.h>
+#include <rocksdb/write_batch.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -30,6 +31,7 @@
 #include "core/model.h"
 #include "core/status.h"
 #include "eventlog/event_codec.h"
+#include "eventlog/string_map.h"
 
 namespace convstore {
 
@@ -48,15 +50,38 @@ class DataKeyCache {
 
  private:
   static constexpr size_t kMaxEntries = 4096;
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const {
-      return std::hash<std::string_view>()(s);
-    }
-  };
-  std::unordered_map<std::string, std::optional<DataKey>, StringHash,
-                     std::equal_to<>>
-      keys_;
+  StringMap<std::optional<DataKey>> keys_;
+};
+
+// The committed stream revisions and data keys the writer has read or
+// written, so that deciding an append reads neither table from the store.
+// Sound because only the writer's batches write those two tables: give one
+// to every batch the writer builds (LogBatch's `cache`), and Absorb each
+// batch once it has committed, before any later batch reads through it.
+// Not thread-safe: owned by the writer's deciding thread.
+class WriterCache {
+ public:
+  // A committed batch's writes to the two tables. After a failed commit,
+  // call Clear instead: nothing of that batch is known to be stored.
+  void Absorb(const LogBatch& committed);
+  void Clear() { tables_[0].clear(), tables_[1].clear(); }
+  size_t size() const { return tables_[0].size() + tables_[1].size(); }
+
+ private:
+  friend class LogBatch;
+  // Bounded: started over when full (each entry is a few dozen bytes).
+  static constexpr size_t kMaxEntries = 1 << 16;
+  // The value as committed, or nullopt when the key is known to be absent;
+  // nullptr when the cache does not know (or does not cover `cf`).
+  const std::optional<std::string>* Find(const EventLog& log,
+                                         rocksdb::ColumnFamilyHandle* cf,
+                                         std::string_view key) const;
+  void Remember(const EventLog& log, rocksdb::ColumnFamilyHandle* cf,
+                std::string_view key, std::optional<std::string> value);
+  // tables_' index for `cf`, or -1 when the cache does not cover it.
+  static int TableOf(const EventLog& log, rocksdb::ColumnFamilyHandle* cf);
+  std::array<StringMap<std::optional<std::string>>, 2> tables_;  // streams,
+                                                                 // data keys
 };
 
 // Something that derives state from events in the same write batch (a
@@ -198,10 +223,11 @@ class EventLog {
  private:
   friend class LogBatch;
   friend class DataKeyCache;
+  friend class WriterCache;
   EventLog() = default;
   DataKeyLookup KeysThrough(DataKeyCache& cache) const;
   // Writes `batch` synced; moves the head only when the batch appended.
-  Status CommitBatch(rocksdb::WriteBatchWithIndex& batch,
+  Status CommitBatch(rocksdb::WriteBatch& batch,
                      std::optional<uint64_t> new_head,
                      std::optional<uint64_t> new_erasure_head);
   Status ReloadHead();
@@ -242,7 +268,10 @@ class LogBatch {
   // It must be committed after the base, and the base must stay alive
   // (unchanged) until this batch is committed or ClearBase() is called.
   // Reading a base concurrently with its commit is safe: both only read it.
-  explicit LogBatch(EventLog* log, const LogBatch* base = nullptr);
+  // With a `cache` (the writer's), reads of stream revisions and data keys
+  // that neither this batch nor its bases wrote are answered from it.
+  explicit LogBatch(EventLog* log, const LogBatch* base = nullptr,
+                    WriterCache* cache = nullptr);
   // Once the base is committed, its writes are in the store.
   void ClearBase() { base_ = nullptr; }
 
@@ -274,7 +303,7 @@ class LogBatch {
   size_t savepoint_depth() const { return savepoints_.size(); }
   void RollbackTo(size_t depth);
 
-  bool empty() { return batch_.GetWriteBatch()->Count() == 0; }
+  bool empty() const { return batch_.Count() == 0; }
   // Ends the batch: the sinks' Seal runs if it appended events. Nothing may
   // be written after. Commit seals a batch that is not sealed yet.
   void Seal();
@@ -292,10 +321,34 @@ class LogBatch {
   EventLog* log() const { return log_; }
 
  private:
+  friend class WriterCache;
   enum class Lookup { kAbsent, kFound, kDeleted };
   // This batch's own pending write of `key`, if any.
   Lookup LookupOwn(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                    std::string* value) const;
+  // Where the latest write of a key lies in batch_'s bytes: reads through
+  // the batch are point lookups only, so a hash map per column family finds
+  // them (RocksDB's WriteBatchWithIndex keeps a sorted index, dearer to
+  // build, for iterators we do not need).
+  struct OwnWrite {
+    size_t offset = 0;  // of the value in batch_.Data()
+    size_t size = 0;
+    bool deleted = false;
+  };
+  struct OwnTable {
+    uint32_t cf_id;
+    StringMap<OwnWrite> writes;
+  };
+  // How to undo one write to the index when a savepoint is rolled back:
+  // `key` points into the table's node, stable until the node is erased.
+  struct Undo {
+    StringMap<OwnWrite>* table;
+    const std::string* key;
+    std::optional<OwnWrite> before;
+  };
+  const StringMap<OwnWrite>* OwnTableOf(uint32_t cf_id) const;
+  void Index(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+             OwnWrite write);
   // How `event`'s payload is stored: sealed with its subject's data key
   // (created with the subject's first event), or clear when it has no
   // subject or is the erasure that destroys the key. NotFound for an event
@@ -304,11 +357,18 @@ class LogBatch {
 
   EventLog* log_;
   const LogBatch* base_;
-  rocksdb::WriteBatchWithIndex batch_;
+  WriterCache* cache_;
+  rocksdb::WriteBatch batch_;
+  std::vector<std::unique_ptr<OwnTable>> own_;  // few: searched in order
+  std::vector<Undo> undo_;                      // while a savepoint is set
   uint64_t next_position_;
   const uint64_t first_position_;  // next_position_ when the batch opened
   bool sealed_ = false;
-  std::vector<uint64_t> savepoints_;
+  struct SavePoint {
+    uint64_t next_position;
+    size_t undo_size;
+  };
+  std::vector<SavePoint> savepoints_;
   std::vector<RecordedEvent> appended_;
 };
 

@@ -80,13 +80,21 @@ void GroupCommitWriter::DecideLoop() {
         queue_.pop_front();
       }
     }
-    retired.reset();  // outside the lock
+    if (retired) {
+      // Outside the lock: the committer is done with it.
+      if (retired->committed) {
+        cache_.Absorb(*retired->batch);
+      } else {
+        cache_.Clear();
+      }
+      retired.reset();
+    }
     for (Command& command : taken) {
       if (!open) {
         // sealed_ changes only on this thread, so reading it here is safe.
         open = std::make_unique<Group>();
         open->batch = std::make_unique<LogBatch>(
-            log_, sealed_ ? sealed_->batch.get() : nullptr);
+            log_, sealed_ ? sealed_->batch.get() : nullptr, &cache_);
       }
       Decide(*open, std::move(command));
     }
@@ -146,6 +154,7 @@ void GroupCommitWriter::Commit(Group& group) {
   // A batch decided on top of a group whose commit failed is refused here:
   // the log refuses every write after a failed one.
   Status committed = group.batch->Commit();
+  group.committed = committed.ok();
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - start)
                     .count();

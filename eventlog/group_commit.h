@@ -78,6 +78,7 @@ class GroupCommitWriter {
     std::vector<Command> commands;
     std::vector<Status> results;
     size_t applied = 0;
+    bool committed = false;  // set by the committer, read after it is done
   };
   void DecideLoop();
   void CommitLoop();
@@ -97,6 +98,8 @@ class GroupCommitWriter {
   bool stopping_ = false;
   bool committer_exit_ = false;
   WriterStats stats_;
+  // Read and absorbed only on the deciding thread.
+  WriterCache cache_;
   std::thread committer_;
   std::thread decider_;
 };

@@ -4,11 +4,11 @@
 
 #include <boost/json.hpp>
 #include <future>
-#include <unordered_map>
 #include <utility>
 
 #include "core/data_key.h"
 #include "core/model_json.h"
+#include "eventlog/string_map.h"
 
 namespace convstore {
 namespace {
@@ -234,17 +234,9 @@ class BulkRows {
   }
 
  private:
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const {
-      return std::hash<std::string_view>()(s);
-    }
-  };
   struct Pending {
     rocksdb::ColumnFamilyHandle* cf;
-    std::unordered_map<std::string, std::optional<std::string>, StringHash,
-                       std::equal_to<>>
-        rows;
+    StringMap<std::optional<std::string>> rows;
   };
   const Pending* PendingOf(rocksdb::ColumnFamilyHandle* cf) const {
     for (const Pending& p : pending_) {

@@ -309,6 +309,73 @@ TEST_F(GroupCommitTest, FailingWorkRollsBackOnlyItsOwnWrites) {
   }
 }
 
+// Submits one command and waits (bounded) until it is done; the next one
+// then goes into a group of its own, decided after this one committed.
+Status RunAlone(GroupCommitWriter& writer, GroupCommitWriter::Work work) {
+  auto outcome = std::make_shared<Outcome>();
+  auto done = std::make_shared<DoneCounter>();
+  writer.Submit(std::move(work), [outcome, done](const Status& s) {
+    outcome->Set(s);
+    done->Add();
+  });
+  if (!done->WaitFor(1, kWait)) return Status::Internal("never done");
+  return outcome->Get();
+}
+
+// The writer remembers the stream revisions it read and wrote; a group that
+// did not write a stream must still see what earlier groups committed to it
+// (or undid), whichever group it comes after.
+TEST_F(GroupCommitTest, EachGroupSeesTheRevisionsEveryEarlierGroupLeft) {
+  GroupCommitWriter writer(log_.get());
+  for (int64_t round = 0; round < 4; ++round) {
+    const int64_t expected = round == 0 ? NewEvent::kNoStream : round - 1;
+    for (const char* stream : {"s", "t"}) {
+      // An append that is undone, then the one that lands.
+      ASSERT_EQ(RunAlone(writer,
+                         [&](LogBatch& batch) -> Status {
+                           Status s =
+                               AppendWork({Note(stream, expected)})(batch);
+                           if (!s.ok()) return s;
+                           return Status::InvalidArgument("undone", "x");
+                         })
+                    .kind(),
+                ErrorKind::kInvalidArgument)
+          << stream << " in round " << round;
+      Status landed = RunAlone(writer, AppendWork({Note(stream, expected)}));
+      ASSERT_TRUE(landed.ok())
+          << stream << " in round " << round << ": " << landed.ToString();
+    }
+  }
+  writer.Stop();
+  EXPECT_EQ(Revision("s"), std::optional<uint64_t>(3));
+  EXPECT_EQ(Revision("t"), std::optional<uint64_t>(3));
+  EXPECT_EQ(log_->head(), 8u);
+}
+
+TEST_F(GroupCommitTest, NothingLandsOnAConversationErasedGroupsBefore) {
+  GroupCommitWriter writer(log_.get());
+  const std::string id = "conv-erased";
+  const auto erasure = [&](int64_t expected) {
+    return NewEvent{ConversationStream(id), expected,
+                    ConversationErased{id, ErasureReason::kDeleted, 1}};
+  };
+  ASSERT_TRUE(
+      RunAlone(writer, AppendWork({Note(MessagesStream(id), std::nullopt)}))
+          .ok());
+  ASSERT_TRUE(RunAlone(writer, AppendWork({Note("other", std::nullopt)})).ok());
+  ASSERT_TRUE(
+      RunAlone(writer, AppendWork({erasure(NewEvent::kNoStream)})).ok());
+  ASSERT_TRUE(RunAlone(writer, AppendWork({Note("other", 0)})).ok());
+  ASSERT_TRUE(RunAlone(writer, AppendWork({Note("other", 1)})).ok());
+  for (const NewEvent& late :
+       {Note(MessagesStream(id), std::nullopt), erasure(0)}) {
+    EXPECT_EQ(RunAlone(writer, AppendWork({late})).kind(), ErrorKind::kNotFound)
+        << late.stream;
+  }
+  writer.Stop();
+  EXPECT_EQ(log_->head(), 5u);
+}
+
 TEST_F(GroupCommitTest, ThrowingWorkIsAnInternalErrorAndLeavesNoWrites) {
   GroupCommitWriter writer(log_.get());
   Outcome blocker, thrower, after;
