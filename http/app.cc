@@ -1267,11 +1267,22 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
             c, LoadConversation(*app_.read_models(), id, &batch));
         Decision<Message> d;
         CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
-        CONVSTORE_RETURN_IF_ERROR(
-            batch.Append(d.events, meta, dctx.new_uuid).status());
+        std::vector<RecordedEvent> appended;
+        CONVSTORE_ASSIGN_OR_RETURN(appended,
+                                   batch.Append(d.events, meta, dctx.new_uuid));
+        // The message as its read model rendered it: the same bytes GET
+        // messages gives, and no second rendering on the writer.
+        std::optional<std::string> rendered;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            rendered,
+            app_.read_models()->GetMessageIn(batch, d.result.conversation_id,
+                                             appended.back().revision));
+        if (!rendered) {
+          return Status::Internal("the appended message has no row");
+        }
         ApiResponse r;
         r.status = 201;
-        r.body = RenderMessage(d.result);
+        r.body = std::move(*rendered);
         return r;
       },
       std::move(respond));

@@ -370,6 +370,20 @@ Result<std::optional<Versioned<Conversation>>> ReadModels::GetConversation(
   return GetConversationIn(CommittedRows{log_->db()}, id);
 }
 
+Result<std::optional<std::string>> ReadModels::GetMessageIn(
+    const LogBatch& batch, std::string_view conversation_id,
+    uint64_t revision) const {
+  std::optional<std::string> row;
+  CONVSTORE_ASSIGN_OR_RETURN(
+      row, batch.Get(messages_, MessageKey(conversation_id, revision)));
+  if (!row) return row;
+  if (row->size() < kMessagePositionBytes) {
+    return Status::Corruption("stored message row is too short");
+  }
+  row->erase(0, kMessagePositionBytes);
+  return row;
+}
+
 Result<std::optional<std::string>> ReadModels::GetConversationEntry(
     std::string_view id) const {
   return GetRaw(conversations_by_owner_, ListKey("", id));

@@ -132,6 +132,12 @@ class ReadModels : public EventSink,
   Result<std::optional<Versioned<Conversation>>> GetConversation(
       std::string_view id, const LogBatch* batch = nullptr) const;
 
+  // A message as GET messages renders it, read through `batch` (the answer
+  // to the append that put it there); nullopt if there is no such message.
+  Result<std::optional<std::string>> GetMessageIn(
+      const LogBatch& batch, std::string_view conversation_id,
+      uint64_t revision) const;
+
   // A conversation's stored list entry (DecodeConversationListEntry), from
   // the committed state: what GET renders, without parsing.
   Result<std::optional<std::string>> GetConversationEntry(

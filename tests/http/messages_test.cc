@@ -132,6 +132,21 @@ TEST_F(MessagesTest, AppendReturns201WithExactlyTheDocumentedFields) {
       << Str(m, "created_at");
 }
 
+TEST_F(MessagesTest, TheAppendAnswerIsTheMessageByteForByteAsListed) {
+  HttpResponse first = Append(
+      {{"role", "user"}, {"content", "Quotes \" and \u00e9 and\nlines"}});
+  ASSERT_EQ(201u, first.status) << first.body;
+  HttpResponse second = Append({{"role", "assistant"}, {"content", "Sure."}});
+  ASSERT_EQ(201u, second.status) << second.body;
+
+  HttpResponse list = List();
+  ASSERT_EQ(200u, list.status) << list.body;
+  const size_t at = list.body.find(first.body);
+  ASSERT_NE(std::string::npos, at) << first.body << " not in " << list.body;
+  EXPECT_EQ(at + first.body.size() + 1, list.body.find(second.body))
+      << "the two answers, in order and comma-separated, are the list's items";
+}
+
 TEST_F(MessagesTest, EveryRoleIsAccepted) {
   for (const char* role : {"system", "user", "assistant"}) {
     EXPECT_EQ(role, Str(Say("hi", role), "role"));
