@@ -1,15 +1,16 @@
 -- GET one conversation, rotating over the conversations given.
 -- wrk ... -s get.lua URL -- KEY CONV...
 dofile("tools/bench/wrk/common.lua")
-local headers, paths, n = nil, {}, 0
+local requests, n = {}, 0
 
 function init(args)
-  headers = bench_headers(args[1])
+  local paths = {}
   for i = 2, #args do paths[#paths + 1] = "/v1/conversations/" .. args[i] end
-  n = math.random(#paths)
+  requests = bench_requests("GET", paths, bench_headers(args[1]))
+  n = math.random(#requests)
 end
 
 function request()
   n = n + 1
-  return wrk.format("GET", paths[(n % #paths) + 1], headers)
+  return requests[(n % #requests) + 1]
 end
