@@ -15,15 +15,22 @@ GroupCommitWriter::GroupCommitWriter(EventLog* log, Options options)
 GroupCommitWriter::~GroupCommitWriter() { Stop(); }
 
 void GroupCommitWriter::Submit(Work work, Done done) {
+  bool queued = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
       queue_.push_back({std::move(work), std::move(done)});
-      decide_cv_.notify_one();
-      return;
+      queued = true;
     }
   }
-  done(Status::Unavailable("the server is shutting down"));
+  // Notified after unlocking: woken while the lock is still held, the
+  // decider would only block on it again (a second futex round trip per
+  // command under load).
+  if (queued) {
+    decide_cv_.notify_one();
+  } else {
+    done(Status::Unavailable("the server is shutting down"));
+  }
 }
 
 void GroupCommitWriter::Stop() {
@@ -46,6 +53,7 @@ void GroupCommitWriter::DecideLoop() {
   for (;;) {
     std::deque<Command> taken;
     std::unique_ptr<Group> retired;
+    bool wake_committer = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       auto can_take = [&] {
@@ -66,7 +74,7 @@ void GroupCommitWriter::DecideLoop() {
         open->batch->ClearBase();
         sealed_ = std::move(open);
         committing_ = true;
-        commit_cv_.notify_one();
+        wake_committer = true;  // once the lock is released
       } else if (can_exit()) {
         committer_exit_ = true;
         commit_cv_.notify_one();
@@ -80,6 +88,7 @@ void GroupCommitWriter::DecideLoop() {
         queue_.pop_front();
       }
     }
+    if (wake_committer) commit_cv_.notify_one();
     if (retired) {
       // Outside the lock: the committer is done with it.
       if (retired->committed) {
