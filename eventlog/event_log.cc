@@ -10,6 +10,7 @@
 #include <rocksdb/write_buffer_manager.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -279,6 +280,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
     // A read-only view of a store from before data keys: nothing is sealed.
     log->data_keys_cf_ = log->streams_cf_;
   }
+  log->FindWriterOwnedTables();
 
   CONVSTORE_RETURN_IF_ERROR(log->ReloadHead());
   return log;
@@ -558,43 +560,67 @@ Status EventLog::PurgeErased() {
   return Status();
 }
 
-const std::optional<std::string>* WriterCache::Find(
-    const EventLog& log, rocksdb::ColumnFamilyHandle* cf,
-    std::string_view key) const {
-  const int table = TableOf(log, cf);
-  if (table < 0) return nullptr;
-  auto it = tables_[table].find(key);
-  return it == tables_[table].end() ? nullptr : &it->second;
+void EventLog::FindWriterOwnedTables() {
+  writer_owned_.clear();
+  for (rocksdb::ColumnFamilyHandle* cf : {streams_cf_, data_keys_cf_}) {
+    if (cf != nullptr) writer_owned_.push_back(cf->GetID());
+  }
+  for (const EventSink* sink : sinks_) {
+    for (rocksdb::ColumnFamilyHandle* cf : sink->WriterOwnedTables()) {
+      writer_owned_.push_back(cf->GetID());
+    }
+  }
 }
 
-void WriterCache::Remember(const EventLog& log, rocksdb::ColumnFamilyHandle* cf,
+bool EventLog::IsWriterOwned(uint32_t cf_id) const {
+  return std::find(writer_owned_.begin(), writer_owned_.end(), cf_id) !=
+         writer_owned_.end();
+}
+
+const std::optional<std::string>* WriterCache::Find(
+    const EventLog& log, uint32_t cf_id, std::string_view key) const {
+  if (!log.IsWriterOwned(cf_id)) return nullptr;
+  for (const Table& table : tables_) {
+    if (table.cf_id != cf_id) continue;
+    auto it = table.rows.find(key);
+    return it == table.rows.end() ? nullptr : &it->second;
+  }
+  return nullptr;
+}
+
+void WriterCache::Remember(const EventLog& log, uint32_t cf_id,
                            std::string_view key,
                            std::optional<std::string> value) {
-  const int index = TableOf(log, cf);
-  if (index < 0) return;
-  StringMap<std::optional<std::string>>& table = tables_[index];
-  if (auto it = table.find(key); it != table.end()) {
-    it->second = std::move(value);
-    return;
+  if (!log.IsWriterOwned(cf_id)) return;
+  auto table = std::find_if(tables_.begin(), tables_.end(),
+                            [&](const Table& t) { return t.cf_id == cf_id; });
+  if (table == tables_.end()) {
+    tables_.push_back(Table{cf_id, 0, {}});
+    table = tables_.end() - 1;
   }
-  if (table.size() >= kMaxEntries) table.clear();
-  table.emplace(std::string(key), std::move(value));
-}
-
-int WriterCache::TableOf(const EventLog& log, rocksdb::ColumnFamilyHandle* cf) {
-  if (cf == log.streams_cf_) return 0;
-  if (cf == log.data_keys_cf_) return 1;
-  return -1;
+  // About what a row costs: its bytes and a hash node's.
+  constexpr size_t kRowOverhead = 64;
+  const size_t size = key.size() + (value ? value->size() : 0) + kRowOverhead;
+  if (auto it = table->rows.find(key); it != table->rows.end()) {
+    it->second = std::move(value);
+    table->bytes += size;  // the old size is not tracked: over, not under
+  } else {
+    table->rows.emplace(std::string(key), std::move(value));
+    table->bytes += size;
+  }
+  if (table->bytes > kMaxBytesPerTable) {
+    table->rows.clear();
+    table->bytes = 0;
+  }
 }
 
 void WriterCache::Absorb(const LogBatch& committed) {
   const EventLog& log = *committed.log_;
   const std::string& bytes = committed.batch_.Data();
-  for (rocksdb::ColumnFamilyHandle* cf : {log.streams_cf_, log.data_keys_cf_}) {
-    const auto* own = committed.OwnTableOf(cf->GetID());
-    if (own == nullptr) continue;
-    for (const auto& [key, write] : *own) {
-      Remember(log, cf, key,
+  for (const auto& own : committed.own_) {
+    if (!log.IsWriterOwned(own->cf_id)) continue;
+    for (const auto& [key, write] : own->writes) {
+      Remember(log, own->cf_id, key,
                write.deleted
                    ? std::nullopt
                    : std::optional<std::string>(std::in_place, bytes,
@@ -666,7 +692,9 @@ Result<std::optional<std::string>> LogBatch::Get(
     }
   }
   if (cache_ != nullptr) {
-    if (const auto* cached = cache_->Find(*log_, cf, key)) return *cached;
+    if (const auto* cached = cache_->Find(*log_, cf->GetID(), key)) {
+      return *cached;
+    }
   }
   rocksdb::Status s =
       log_->db()->Get(rocksdb::ReadOptions(), cf,
@@ -678,7 +706,7 @@ Result<std::optional<std::string>> LogBatch::Get(
   }
   // Neither this batch nor its bases wrote the key, so the store's value is
   // the one that stays committed until a later batch of the writer's.
-  if (cache_ != nullptr) cache_->Remember(*log_, cf, key, found);
+  if (cache_ != nullptr) cache_->Remember(*log_, cf->GetID(), key, found);
   return found;
 }
 

@@ -53,35 +53,37 @@ class DataKeyCache {
   StringMap<std::optional<DataKey>> keys_;
 };
 
-// The committed stream revisions and data keys the writer has read or
-// written, so that deciding an append reads neither table from the store.
-// Sound because only the writer's batches write those two tables: give one
-// to every batch the writer builds (LogBatch's `cache`), and Absorb each
-// batch once it has committed, before any later batch reads through it.
-// Not thread-safe: owned by the writer's deciding thread.
+// The committed rows the writer has read or written of the tables only its
+// batches write (stream revisions, data keys, and the tables the sinks
+// name in WriterOwnedTables), so that deciding a command does not search
+// the store for them. Give one to every batch the writer builds (LogBatch's
+// `cache`), and Absorb each batch once it has committed, before any later
+// batch reads past it. Not thread-safe: owned by the writer's deciding
+// thread.
 class WriterCache {
  public:
-  // A committed batch's writes to the two tables. After a failed commit,
-  // call Clear instead: nothing of that batch is known to be stored.
+  // A committed batch's writes to the covered tables. After a failed
+  // commit, call Clear instead: nothing of that batch is known to be stored.
   void Absorb(const LogBatch& committed);
-  void Clear() { tables_[0].clear(), tables_[1].clear(); }
-  size_t size() const { return tables_[0].size() + tables_[1].size(); }
+  void Clear() { tables_.clear(); }
 
  private:
   friend class LogBatch;
-  // Bounded: started over when full (each entry is a few dozen bytes).
-  static constexpr size_t kMaxEntries = 1 << 16;
+  // Bounded: a table's rows are dropped when their keys and values pass
+  // this (then read from the store again).
+  static constexpr size_t kMaxBytesPerTable = 8 << 20;
+  struct Table {
+    uint32_t cf_id;
+    size_t bytes = 0;
+    StringMap<std::optional<std::string>> rows;
+  };
   // The value as committed, or nullopt when the key is known to be absent;
-  // nullptr when the cache does not know (or does not cover `cf`).
-  const std::optional<std::string>* Find(const EventLog& log,
-                                         rocksdb::ColumnFamilyHandle* cf,
+  // nullptr when the cache does not know (or does not cover the table).
+  const std::optional<std::string>* Find(const EventLog& log, uint32_t cf_id,
                                          std::string_view key) const;
-  void Remember(const EventLog& log, rocksdb::ColumnFamilyHandle* cf,
-                std::string_view key, std::optional<std::string> value);
-  // tables_' index for `cf`, or -1 when the cache does not cover it.
-  static int TableOf(const EventLog& log, rocksdb::ColumnFamilyHandle* cf);
-  std::array<StringMap<std::optional<std::string>>, 2> tables_;  // streams,
-                                                                 // data keys
+  void Remember(const EventLog& log, uint32_t cf_id, std::string_view key,
+                std::optional<std::string> value);
+  std::vector<Table> tables_;  // few: searched in order
 };
 
 // Something that derives state from events in the same write batch (a
@@ -94,6 +96,13 @@ class EventSink {
   // before it commits, on the thread that built it (e.g. to write a
   // checkpoint once per batch rather than once per event).
   virtual void Seal(LogBatch& /*batch*/) {}
+  // Tables that, once this is a sink of the log, only its Apply writes (so
+  // only the writer's batches): the writer may keep the rows it reads of
+  // them in memory (WriterCache). Name only small tables that decisions
+  // read.
+  virtual std::vector<rocksdb::ColumnFamilyHandle*> WriterOwnedTables() const {
+    return {};
+  }
 };
 
 // Who wrote an event and why; stamped on every event of one command.
@@ -213,11 +222,15 @@ class EventLog {
   // Projections applied to every appended event, inside the same batch.
   // Call AddSink before writing starts; ReplaceSink only from the thread
   // that owns LogBatches (the writer), e.g. to switch to rebuilt read models.
-  void AddSink(EventSink* sink) { sinks_.push_back(sink); }
+  void AddSink(EventSink* sink) {
+    sinks_.push_back(sink);
+    FindWriterOwnedTables();
+  }
   void ReplaceSink(EventSink* old_sink, EventSink* new_sink) {
     for (EventSink*& s : sinks_) {
       if (s == old_sink) s = new_sink;
     }
+    FindWriterOwnedTables();
   }
 
  private:
@@ -226,6 +239,10 @@ class EventLog {
   friend class WriterCache;
   EventLog() = default;
   DataKeyLookup KeysThrough(DataKeyCache& cache) const;
+  // The tables only the writer's batches write: the streams and data keys,
+  // and those the sinks name; kept in writer_owned_.
+  void FindWriterOwnedTables();
+  bool IsWriterOwned(uint32_t cf_id) const;
   // Writes `batch` synced; moves the head only when the batch appended.
   Status CommitBatch(rocksdb::WriteBatch& batch,
                      std::optional<uint64_t> new_head,
@@ -251,6 +268,8 @@ class EventLog {
   std::atomic<uint64_t> erasure_head_{0};
   std::atomic<uint64_t> purged_erasure_head_{0};
   std::vector<EventSink*> sinks_;
+  // Read and changed only by the thread that owns the batches (as sinks_).
+  std::vector<uint32_t> writer_owned_;
   std::atomic<uint64_t> head_{0};
   std::atomic<bool> failed_{false};
   std::atomic<bool> disk_full_{false};  // set before failed_

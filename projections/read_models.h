@@ -94,6 +94,10 @@ class ReadModels : public EventSink,
   // otherwise (CatchUpFrom, PutCheckpoint).
   Status Apply(const RecordedEvent& event, LogBatch& batch) override;
   void Seal(LogBatch& batch) override;
+  // The conversations: every append decides against its conversation.
+  std::vector<rocksdb::ColumnFamilyHandle*> WriterOwnedTables() const override {
+    return {conversations_};
+  }
   // Records that the read models reflect the log up to `position`.
   void PutCheckpoint(LogBatch& batch, uint64_t position) const;
 

@@ -529,6 +529,45 @@ TEST_F(ProjectionsTest, OnlineRebuildUnderConcurrentWritesAndReadsSwapsInAFreshG
   EXPECT_EQ(0, offline.exit_code) << Describe(offline);
 }
 
+// The writer keeps the conversation rows it decides against in memory;
+// after the switch it decides against the new generation's rows, and what
+// changed there (a status) holds for every later decision.
+TEST_F(ProjectionsTest,
+       AfterAnOnlineRebuildAppendsDecideAgainstTheNewGeneration) {
+  const uint16_t port = server_->port();
+  HttpClient c(port);
+  const std::string conv =
+      Str(CreateConversation(c, store_.user_key, store_.agents[0]), "id");
+  const std::string path = "/v1/conversations/" + conv + "/messages";
+  ASSERT_EQ(201u, c.Post(path, store_.user_key, MessageBody("before")).status);
+
+  HttpClient admin(port);
+  ASSERT_EQ(202u,
+            admin.Post("/v1/admin/projections/rebuild", kAdmin, "").status);
+  json::value status = WaitForRebuild(port, 60000);
+  ASSERT_EQ("done", Str(status.at("rebuild"), "state"))
+      << json::serialize(status);
+
+  ASSERT_EQ(201u, c.Post(path, store_.user_key, MessageBody("after")).status);
+  ASSERT_EQ(200u, c.Patch("/v1/conversations/" + conv, store_.user_key,
+                          R"({"status":"completed"})")
+                      .status);
+  // Writes in between, so the append's group is not the one right after.
+  const std::string other =
+      Str(CreateConversation(c, store_.user_key, store_.agents[0]), "id");
+  ASSERT_EQ(201u, c.Post("/v1/conversations/" + other + "/messages",
+                         store_.user_key, MessageBody("elsewhere"))
+                      .status);
+  HttpResponse late = c.Post(path, store_.user_key, MessageBody("too late"));
+  EXPECT_EQ(409u, late.status) << late.body;
+  HttpResponse list = c.Get(path, store_.user_key);
+  ASSERT_EQ(200u, list.status);
+  const json::value listed = list.json();
+  const json::array& said = listed.as_array();
+  ASSERT_FALSE(said.empty());
+  EXPECT_EQ("after", Str(said.back(), "content")) << list.body;
+}
+
 // One client writing one message after another (the writer thread is idle
 // between its requests) while the read models are rebuilt online, again and
 // again: nothing acknowledged is lost and the head only moves forward.
