@@ -379,6 +379,16 @@ json::value WaitForRebuild(uint16_t port, int timeout_ms) {
   return last;
 }
 
+// Starts an online rebuild and waits (bounded) until it is done.
+void RebuildOnline(uint16_t port) {
+  HttpClient admin(port);
+  ASSERT_EQ(202u,
+            admin.Post("/v1/admin/projections/rebuild", kAdmin, "").status);
+  json::value status = WaitForRebuild(port, 60000);
+  ASSERT_EQ("done", Str(status.at("rebuild"), "state"))
+      << json::serialize(status);
+}
+
 TEST_F(ProjectionsTest, OnlineRebuildUnderConcurrentWritesAndReadsSwapsInAFreshGeneration) {
   const uint16_t port = server_->port();
   constexpr int kWriters = 4;
@@ -541,12 +551,7 @@ TEST_F(ProjectionsTest,
   const std::string path = "/v1/conversations/" + conv + "/messages";
   ASSERT_EQ(201u, c.Post(path, store_.user_key, MessageBody("before")).status);
 
-  HttpClient admin(port);
-  ASSERT_EQ(202u,
-            admin.Post("/v1/admin/projections/rebuild", kAdmin, "").status);
-  json::value status = WaitForRebuild(port, 60000);
-  ASSERT_EQ("done", Str(status.at("rebuild"), "state"))
-      << json::serialize(status);
+  ASSERT_NO_FATAL_FAILURE(RebuildOnline(port));
 
   ASSERT_EQ(201u, c.Post(path, store_.user_key, MessageBody("after")).status);
   ASSERT_EQ(200u, c.Patch("/v1/conversations/" + conv, store_.user_key,
@@ -724,12 +729,7 @@ TEST_F(ProjectionsTest, OnlineRebuildOfAnIdleServerKeepsReadsByteIdentical) {
 TEST_F(ProjectionsTest, OnlineRebuildSurvivesAKillNineRightAfterTheSwitch) {
   const uint16_t port = server_->port();
   auto before = Snapshot(port, store_);
-  HttpClient admin(port);
-  ASSERT_EQ(202u,
-            admin.Post("/v1/admin/projections/rebuild", kAdmin, "").status);
-  json::value status = WaitForRebuild(port, 60000);
-  ASSERT_EQ("done", Str(status.at("rebuild"), "state"))
-      << json::serialize(status);
+  ASSERT_NO_FATAL_FAILURE(RebuildOnline(port));
   server_.reset();  // SIGKILL: no clean close, no flush at shutdown
   StartServer();
   EXPECT_EQ("rm2_", Generation(Projections(server_->port())));
