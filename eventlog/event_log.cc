@@ -598,8 +598,9 @@ void WriterCache::Remember(const EventLog& log, uint32_t cf_id,
     tables_.push_back(Table{cf_id, 0, {}});
     table = tables_.end() - 1;
   }
-  // About what a row costs: its bytes and a hash node's.
-  constexpr size_t kRowOverhead = 64;
+  // About what a row costs beyond its bytes: a hash node holding two
+  // strings, and the heap blocks of their contents.
+  constexpr size_t kRowOverhead = 128;
   const size_t size = key.size() + (value ? value->size() : 0) + kRowOverhead;
   if (auto it = table->rows.find(key); it != table->rows.end()) {
     it->second = std::move(value);
