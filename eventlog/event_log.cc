@@ -577,37 +577,43 @@ bool EventLog::IsWriterOwned(uint32_t cf_id) const {
          writer_owned_.end();
 }
 
+size_t WriterCache::RowBytes(std::string_view key,
+                             const std::optional<std::string>& value) {
+  // Beyond its bytes, a hash node holding two strings and the heap blocks
+  // of their contents.
+  constexpr size_t kRowOverhead = 128;
+  return key.size() + (value ? value->size() : 0) + kRowOverhead;
+}
+
+WriterCache::Table* WriterCache::TableOf(uint32_t cf_id) const {
+  for (Table& table : tables_) {
+    if (table.cf_id == cf_id) return &table;
+  }
+  return nullptr;
+}
+
 const std::optional<std::string>* WriterCache::Find(
     const EventLog& log, uint32_t cf_id, std::string_view key) const {
   if (!log.IsWriterOwned(cf_id)) return nullptr;
-  for (const Table& table : tables_) {
-    if (table.cf_id != cf_id) continue;
-    auto it = table.rows.find(key);
-    return it == table.rows.end() ? nullptr : &it->second;
-  }
-  return nullptr;
+  const Table* table = TableOf(cf_id);
+  if (table == nullptr) return nullptr;
+  auto it = table->rows.find(key);
+  return it == table->rows.end() ? nullptr : &it->second;
 }
 
 void WriterCache::Remember(const EventLog& log, uint32_t cf_id,
                            std::string_view key,
                            std::optional<std::string> value) {
   if (!log.IsWriterOwned(cf_id)) return;
-  auto table = std::find_if(tables_.begin(), tables_.end(),
-                            [&](const Table& t) { return t.cf_id == cf_id; });
-  if (table == tables_.end()) {
-    tables_.push_back(Table{cf_id, 0, {}});
-    table = tables_.end() - 1;
-  }
-  // About what a row costs beyond its bytes: a hash node holding two
-  // strings, and the heap blocks of their contents.
-  constexpr size_t kRowOverhead = 128;
-  const size_t size = key.size() + (value ? value->size() : 0) + kRowOverhead;
+  Table* table = TableOf(cf_id);
+  if (table == nullptr) table = &tables_.emplace_back(Table{cf_id, 0, {}});
+  table->bytes += RowBytes(key, value);
   if (auto it = table->rows.find(key); it != table->rows.end()) {
+    // A row rewritten (a stream's revision on every append) counts once.
+    table->bytes -= RowBytes(key, it->second);
     it->second = std::move(value);
-    table->bytes += size;  // the old size is not tracked: over, not under
   } else {
     table->rows.emplace(std::string(key), std::move(value));
-    table->bytes += size;
   }
   if (table->bytes > kMaxBytesPerTable) {
     table->rows.clear();
@@ -637,10 +643,9 @@ LogBatch::LogBatch(EventLog* log, const LogBatch* base, WriterCache* cache)
       next_position_((base != nullptr ? base->head() : log->head()) + 1),
       first_position_(next_position_) {}
 
-const StringMap<LogBatch::OwnWrite>* LogBatch::OwnTableOf(
-    uint32_t cf_id) const {
+LogBatch::OwnTable* LogBatch::OwnTableOf(uint32_t cf_id) const {
   for (const auto& table : own_) {
-    if (table->cf_id == cf_id) return &table->writes;
+    if (table->cf_id == cf_id) return table.get();
   }
   return nullptr;
 }
@@ -648,14 +653,12 @@ const StringMap<LogBatch::OwnWrite>* LogBatch::OwnTableOf(
 void LogBatch::Index(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                      OwnWrite write) {
   const uint32_t cf_id = cf->GetID();
-  StringMap<OwnWrite>* writes = nullptr;
-  for (const auto& table : own_) {
-    if (table->cf_id == cf_id) writes = &table->writes;
+  OwnTable* table = OwnTableOf(cf_id);
+  if (table == nullptr) {
+    table = own_.emplace_back(std::make_unique<OwnTable>(OwnTable{cf_id, {}}))
+                .get();
   }
-  if (writes == nullptr) {
-    own_.push_back(std::make_unique<OwnTable>(OwnTable{cf_id, {}}));
-    writes = &own_.back()->writes;
-  }
+  StringMap<OwnWrite>* writes = &table->writes;
   auto it = writes->find(key);
   std::optional<OwnWrite> before;
   if (it == writes->end()) {
@@ -670,10 +673,10 @@ void LogBatch::Index(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
 LogBatch::Lookup LogBatch::LookupOwn(rocksdb::ColumnFamilyHandle* cf,
                                      std::string_view key,
                                      std::string* value) const {
-  const StringMap<OwnWrite>* writes = OwnTableOf(cf->GetID());
-  if (writes == nullptr) return Lookup::kAbsent;
-  auto it = writes->find(key);
-  if (it == writes->end()) return Lookup::kAbsent;
+  const OwnTable* table = OwnTableOf(cf->GetID());
+  if (table == nullptr) return Lookup::kAbsent;
+  auto it = table->writes.find(key);
+  if (it == table->writes.end()) return Lookup::kAbsent;
   if (it->second.deleted) return Lookup::kDeleted;
   value->assign(batch_.Data(), it->second.offset, it->second.size);
   return Lookup::kFound;

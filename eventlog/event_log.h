@@ -14,7 +14,6 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -24,7 +23,6 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/data_key.h"
@@ -75,16 +73,22 @@ class WriterCache {
   static constexpr size_t kMaxBytesPerTable = 2 << 20;
   struct Table {
     uint32_t cf_id;
-    size_t bytes = 0;
+    size_t bytes = 0;  // RowBytes of every row
     StringMap<std::optional<std::string>> rows;
   };
+  // What a row is counted as against the bound.
+  static size_t RowBytes(std::string_view key,
+                         const std::optional<std::string>& value);
+  // The table of `cf_id`, or nullptr when there is none yet.
+  Table* TableOf(uint32_t cf_id) const;
   // The value as committed, or nullopt when the key is known to be absent;
   // nullptr when the cache does not know (or does not cover the table).
   const std::optional<std::string>* Find(const EventLog& log, uint32_t cf_id,
                                          std::string_view key) const;
   void Remember(const EventLog& log, uint32_t cf_id, std::string_view key,
                 std::optional<std::string> value);
-  std::vector<Table> tables_;  // few: searched in order
+  // few: searched in order. mutable: TableOf serves Find and Remember.
+  mutable std::vector<Table> tables_;
 };
 
 // Something that derives state from events in the same write batch (a
@@ -288,8 +292,9 @@ class LogBatch {
   // It must be committed after the base, and the base must stay alive
   // (unchanged) until this batch is committed or ClearBase() is called.
   // Reading a base concurrently with its commit is safe: both only read it.
-  // With a `cache` (the writer's), reads of stream revisions and data keys
-  // that neither this batch nor its bases wrote are answered from it.
+  // With a `cache` (the writer's), reads of the tables only the writer
+  // writes (EventLog's writer-owned tables) that neither this batch nor its
+  // bases wrote are answered from it.
   explicit LogBatch(EventLog* log, const LogBatch* base = nullptr,
                     WriterCache* cache = nullptr);
   // Once the base is committed, its writes are in the store.
@@ -366,7 +371,8 @@ class LogBatch {
     const std::string* key;
     std::optional<OwnWrite> before;
   };
-  const StringMap<OwnWrite>* OwnTableOf(uint32_t cf_id) const;
+  // This batch's writes to `cf_id`, or nullptr when it made none.
+  OwnTable* OwnTableOf(uint32_t cf_id) const;
   void Index(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
              OwnWrite write);
   // How `event`'s payload is stored: sealed with its subject's data key

@@ -377,11 +377,9 @@ Result<std::optional<std::string>> ReadModels::GetMessageIn(
   CONVSTORE_ASSIGN_OR_RETURN(
       row, batch.Get(messages_, MessageKey(conversation_id, revision)));
   if (!row) return row;
-  if (row->size() < kMessagePositionBytes) {
-    return Status::Corruption("stored message row is too short");
-  }
-  row->erase(0, kMessagePositionBytes);
-  return row;
+  const std::string_view json = MessageJsonOf(*row);
+  if (json.empty()) return Status::Corruption("stored message row is empty");
+  return std::optional<std::string>(json);
 }
 
 Result<std::optional<std::string>> ReadModels::GetConversationEntry(

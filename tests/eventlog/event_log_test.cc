@@ -458,6 +458,38 @@ TEST_F(EventLogTest, RollbackToSavePointUndoesWritesAndPositions) {
   EXPECT_EQ(Revision("kept"), std::optional<uint64_t>(1));
 }
 
+// What reads through a batch see across savepoints: each key's latest
+// write, and after a rollback the one before it, whatever savepoints were
+// popped in between.
+TEST_F(EventLogTest, ReadsThroughABatchFollowItsSavePoints) {
+  rocksdb::ColumnFamilyHandle* cf = log_->cf(rocksdb::kDefaultColumnFamilyName);
+  LogBatch batch(log_.get());
+  auto read = [&](std::string_view key) { return batch.Get(cf, key).value(); };
+  batch.Put(cf, "k", "v1");
+  batch.Put(cf, "gone", "here");
+  batch.SetSavePoint();
+  batch.Put(cf, "k", "v2");
+  batch.Delete(cf, "gone");
+  batch.Put(cf, "new", "n");
+  batch.SetSavePoint();
+  batch.Put(cf, "k", "v3");
+  batch.Put(cf, "k", "v4");
+  batch.PopSavePoint();
+  EXPECT_EQ(std::optional<std::string>("v4"), read("k"));
+  EXPECT_EQ(std::nullopt, read("gone"));
+
+  batch.RollbackToSavePoint();
+  EXPECT_EQ(std::optional<std::string>("v1"), read("k"));
+  EXPECT_EQ(std::optional<std::string>("here"), read("gone"));
+  EXPECT_EQ(std::nullopt, read("new"));
+  ASSERT_TRUE(batch.Commit().ok());
+  std::string value;
+  ASSERT_TRUE(log_->db()->Get(rocksdb::ReadOptions(), cf, "k", &value).ok());
+  EXPECT_EQ("v1", value);
+  EXPECT_TRUE(
+      log_->db()->Get(rocksdb::ReadOptions(), cf, "new", &value).IsNotFound());
+}
+
 TEST_F(EventLogTest, PopSavePointKeepsWrites) {
   LogBatch batch(log_.get());
   batch.SetSavePoint();
