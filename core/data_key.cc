@@ -80,9 +80,9 @@ Result<std::string> OpenWithDataKey(const DataKey& key, std::string_view aad,
 }
 
 std::string DataKeySubjectOf(std::string_view stream) {
-  for (auto [prefix, tag] :
-       {std::pair{ConversationStream(""), 'c'},
-        std::pair{MessagesStream(""), 'c'}, std::pair{AgentStream(""), 'a'}}) {
+  for (auto [prefix, tag] : {std::pair{kConversationStreamPrefix, 'c'},
+                             std::pair{kMessagesStreamPrefix, 'c'},
+                             std::pair{kAgentStreamPrefix, 'a'}}) {
     if (stream.size() > prefix.size() && stream.starts_with(prefix)) {
       std::string subject(1, tag);
       subject.append(stream.substr(prefix.size()));

@@ -79,10 +79,14 @@ std::string_view EventTypeName(const EventPayload& payload) {
 }
 
 std::string AgentStream(std::string_view agent_id) {
-  return "agent-" + std::string(agent_id);
+  std::string stream(kAgentStreamPrefix);
+  stream.append(agent_id);
+  return stream;
 }
 std::string ConversationStream(std::string_view conversation_id) {
-  return "conversation-" + std::string(conversation_id);
+  std::string stream(kConversationStreamPrefix);
+  stream.append(conversation_id);
+  return stream;
 }
 std::string_view ConversationIdOf(const EventPayload& payload) {
   struct Visitor {
@@ -111,11 +115,15 @@ std::string_view ConversationIdOf(const EventPayload& payload) {
 }
 
 std::string MessagesStream(std::string_view conversation_id) {
-  return "messages-" + std::string(conversation_id);
+  std::string stream(kMessagesStreamPrefix);
+  stream.append(conversation_id);
+  return stream;
 }
 
 std::string UserStream(std::string_view user_ref) {
-  return "user-" + std::string(user_ref);
+  std::string stream(kUserStreamPrefix);
+  stream.append(user_ref);
+  return stream;
 }
 
 }  // namespace convstore

@@ -157,7 +157,11 @@ std::string_view EventTypeName(const EventPayload& payload);
 // The conversation an event is about; empty for agent events.
 std::string_view ConversationIdOf(const EventPayload& payload);
 
-// Stream names, as the contract fixes them.
+// Stream names, as the contract fixes them: a prefix and the id.
+inline constexpr std::string_view kAgentStreamPrefix = "agent-";
+inline constexpr std::string_view kConversationStreamPrefix = "conversation-";
+inline constexpr std::string_view kMessagesStreamPrefix = "messages-";
+inline constexpr std::string_view kUserStreamPrefix = "user-";
 std::string AgentStream(std::string_view agent_id);
 std::string ConversationStream(std::string_view conversation_id);
 std::string MessagesStream(std::string_view conversation_id);
