@@ -1,6 +1,7 @@
 #include "projections/read_models.h"
 
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
 
 #include <boost/json.hpp>
 #include <future>
@@ -307,6 +308,16 @@ void ReadModels::TuneColumnFamily(std::string_view name,
   if (table == kMessagesCf) {
     options.memtable_insert_with_hint_prefix_extractor =
         std::make_shared<ConversationOfMessageKey>();
+    // GET messages reads a conversation's rows in a row (about 300 bytes
+    // each): 16 KiB blocks hold a 50-message transcript in one or two, where
+    // the default 4 KiB took a block-cache lookup every 13 messages.
+    if (const auto* base =
+            options.table_factory
+                ->GetOptions<rocksdb::BlockBasedTableOptions>()) {
+      rocksdb::BlockBasedTableOptions table = *base;
+      table.block_size = 16 << 10;
+      options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    }
   } else if (table == kMessageIdsCf) {
     // Message ids are UUIDv7s: they grow with time, like log positions.
     options.memtable_insert_with_hint_prefix_extractor.reset(
