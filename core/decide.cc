@@ -194,22 +194,20 @@ Result<Decision<Conversation>> DecideUpdateConversation(
 
 Result<Decision<Message>> DecideAppendMessage(
     const AppendMessageRequest& request,
-    const std::optional<Versioned<Conversation>>& conversation,
-    const DecideContext& ctx) {
+    const std::optional<AppendTarget>& conversation, const DecideContext& ctx) {
   CONVSTORE_RETURN_IF_ERROR(
       CheckAccess(conversation.has_value(),
-                  conversation ? conversation->value.created_by : "",
+                  conversation ? conversation->created_by : std::string_view(),
                   ctx.actor, "Conversation"));
-  if (conversation->value.status != ConversationStatus::kActive) {
+  if (conversation->status != ConversationStatus::kActive) {
     return Status::Conflict("Conversation is " +
-                                std::string(ToString(
-                                    conversation->value.status)) +
+                                std::string(ToString(conversation->status)) +
                                 "; only an active conversation takes messages.",
                             "conversation_not_active");
   }
   Message m;
   m.id = "msg-" + ctx.new_uuid();
-  m.conversation_id = conversation->value.id;
+  m.conversation_id = conversation->id;
   m.role = request.role;
   m.content = request.content;
   m.created_at_ms = ctx.now_ms;

@@ -71,10 +71,19 @@ Result<Decision<Conversation>> DecideEraseConversation(
     const std::optional<Versioned<Conversation>>& current,
     const std::optional<IfMatch>& if_match, ErasureReason reason,
     const DecideContext& ctx);
+// What appending a message decides on: the conversation's id, who may write
+// to it, its status and its revision. The writer takes them from the
+// conversation's list entry, which decodes without parsing (the whole
+// record is JSON). Views: what they view must outlive the decision call.
+struct AppendTarget {
+  std::string_view id;
+  std::string_view created_by;
+  ConversationStatus status = ConversationStatus::kActive;
+  uint64_t revision = 0;
+};
 Result<Decision<Message>> DecideAppendMessage(
     const AppendMessageRequest& request,
-    const std::optional<Versioned<Conversation>>& conversation,
-    const DecideContext& ctx);
+    const std::optional<AppendTarget>& conversation, const DecideContext& ctx);
 
 // Status rule: active -> completed -> archived, or active -> archived.
 bool IsAllowedTransition(ConversationStatus from, ConversationStatus to);

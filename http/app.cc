@@ -1262,11 +1262,23 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
       [this, id, req = std::move(*req)](
           LogBatch& batch, const DecideContext& dctx,
           const EventMeta& meta) -> Result<ApiResponse> {
-        std::optional<Versioned<Conversation>> c;
-        CONVSTORE_ASSIGN_OR_RETURN(
-            c, LoadConversation(*app_.read_models(), id, &batch));
+        // The conversation's list entry, not its record: the entry decodes
+        // without parsing JSON, which took a sixth of deciding an append.
+        std::optional<std::string> bytes;
+        if (IsConversationId(id)) {
+          CONVSTORE_ASSIGN_OR_RETURN(
+              bytes, app_.read_models()->GetConversationEntry(id, &batch));
+        }
+        std::optional<AppendTarget> target;
+        if (bytes) {
+          ConversationListEntry entry;
+          CONVSTORE_ASSIGN_OR_RETURN(entry,
+                                     DecodeConversationListEntry(*bytes));
+          target =
+              AppendTarget{id, entry.created_by, entry.status, entry.revision};
+        }
         Decision<Message> d;
-        CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, c, dctx));
+        CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, target, dctx));
         std::vector<RecordedEvent> appended;
         CONVSTORE_ASSIGN_OR_RETURN(appended,
                                    batch.Append(d.events, meta, dctx.new_uuid));

@@ -394,7 +394,9 @@ Result<std::optional<std::string>> ReadModels::GetMessageIn(
 }
 
 Result<std::optional<std::string>> ReadModels::GetConversationEntry(
-    std::string_view id) const {
+    std::string_view id, const LogBatch* batch) const {
+  if (batch != nullptr)
+    return batch->Get(conversations_by_owner_, ListKey("", id));
   return GetRaw(conversations_by_owner_, ListKey("", id));
 }
 

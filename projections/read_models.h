@@ -96,7 +96,7 @@ class ReadModels : public EventSink,
   void Seal(LogBatch& batch) override;
   // The conversations: every append decides against its conversation.
   std::vector<rocksdb::ColumnFamilyHandle*> WriterOwnedTables() const override {
-    return {conversations_};
+    return {conversations_, conversations_by_owner_};
   }
   // Records that the read models reflect the log up to `position`.
   void PutCheckpoint(LogBatch& batch, uint64_t position) const;
@@ -142,10 +142,11 @@ class ReadModels : public EventSink,
       const LogBatch& batch, std::string_view conversation_id,
       uint64_t revision) const;
 
-  // A conversation's stored list entry (DecodeConversationListEntry), from
-  // the committed state: what GET renders, without parsing.
+  // A conversation's stored list entry (DecodeConversationListEntry), as
+  // committed or as `batch` has it: what GET renders, and what an append
+  // decides on, without parsing.
   Result<std::optional<std::string>> GetConversationEntry(
-      std::string_view id) const;
+      std::string_view id, const LogBatch* batch = nullptr) const;
 
   Result<Page<Versioned<Agent>>> ListAgents(const ListQuery& query) const;
   // Rendered conversation objects, newest first, each with its room URL.

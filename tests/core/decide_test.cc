@@ -562,12 +562,19 @@ AppendMessageRequest UserSays(std::string content) {
   return req;
 }
 
+// What an append decides on, as the writer reads it from the list entry
+// (views into `c`).
+AppendTarget TargetOf(const Versioned<Conversation>& c) {
+  return {c.value.id, c.value.created_by, c.value.status, c.revision};
+}
+
 TEST(DecideAppendMessageTest, AccessRules) {
   ExpectKind(DecideAppendMessage(UserSays("hi"), std::nullopt, Ctx("alice")),
              ErrorKind::kNotFound);
-  ExpectKind(DecideAppendMessage(UserSays("hi"), AliceConversation(), Ctx("bob")),
+  ExpectKind(DecideAppendMessage(UserSays("hi"), TargetOf(AliceConversation()),
+                                 Ctx("bob")),
              ErrorKind::kPermissionDenied);
-  EXPECT_TRUE(DecideAppendMessage(UserSays("hi"), AliceConversation(),
+  EXPECT_TRUE(DecideAppendMessage(UserSays("hi"), TargetOf(AliceConversation()),
                                   Ctx("root", /*admin=*/true))
                   .ok());
 }
@@ -575,7 +582,8 @@ TEST(DecideAppendMessageTest, AccessRules) {
 TEST(DecideAppendMessageTest, OnlyAnActiveConversationTakesMessages) {
   for (ConversationStatus s : {kC, kR}) {
     ExpectKind(
-        DecideAppendMessage(UserSays("hi"), AliceConversation(s), Ctx("alice")),
+        DecideAppendMessage(UserSays("hi"), TargetOf(AliceConversation(s)),
+                            Ctx("alice")),
         ErrorKind::kConflict, "conversation_not_active");
   }
 }
@@ -585,7 +593,7 @@ TEST(DecideAppendMessageTest, WritesMessageAppendedOnTheMessagesStream) {
   AppendMessageRequest req;
   req.role = MessageRole::kAssistant;
   req.content = "Hello \xF0\x9F\x91\x8B";
-  auto d = DecideAppendMessage(req, cur, Ctx("alice"));
+  auto d = DecideAppendMessage(req, TargetOf(cur), Ctx("alice"));
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   const Message& m = d->result;
   EXPECT_EQ(m.id, "msg-" + Uuid(1));
@@ -604,8 +612,10 @@ TEST(DecideAppendMessageTest, WritesMessageAppendedOnTheMessagesStream) {
 
 TEST(DecideTest, FreshIdsComeFromTheContext) {
   DecideContext ctx = Ctx("alice");
-  auto first = DecideAppendMessage(UserSays("a"), AliceConversation(), ctx);
-  auto second = DecideAppendMessage(UserSays("b"), AliceConversation(), ctx);
+  auto first =
+      DecideAppendMessage(UserSays("a"), TargetOf(AliceConversation()), ctx);
+  auto second =
+      DecideAppendMessage(UserSays("b"), TargetOf(AliceConversation()), ctx);
   ASSERT_TRUE(first.ok());
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(first->result.id, "msg-" + Uuid(1));
