@@ -120,18 +120,30 @@ bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
          std::string_view(key.data(), prefix.size()) == prefix;
 }
 
+// Reads of one conversation's messages: the messages table's prefix is the
+// conversation (ConversationOfMessageKey), so such a scan skips every
+// memtable and table file whose prefix filter says it holds none of them,
+// instead of merging all of them (the appends to other conversations fill
+// them). Seek a full message key (MessageKey(id, 0) for the first): the
+// prefix is what precedes its 8-byte revision.
+rocksdb::ReadOptions OneConversationsMessages() {
+  rocksdb::ReadOptions options;
+  options.prefix_same_as_start = true;
+  return options;
+}
+
 // A RocksDB iterator reads one point-in-time view of the store for its whole
 // life, so the chunks are consistent with each other without an explicit
 // snapshot (taking one locks the DB's mutex, which the writer also takes).
 class SnapshotMessageStream : public MessageStream {
  public:
   SnapshotMessageStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                        std::string prefix,
+                        std::string_view conversation_id,
                         std::shared_ptr<const void> keepalive)
       : keepalive_(std::move(keepalive)),
-        it_(db->NewIterator(rocksdb::ReadOptions(), cf)),
-        prefix_(std::move(prefix)) {
-    it_->Seek(prefix_);
+        it_(db->NewIterator(OneConversationsMessages(), cf)),
+        prefix_(MessagePrefix(conversation_id)) {
+    it_->Seek(MessageKey(conversation_id, 0));
   }
 
   Result<std::optional<std::string>> NextChunk(size_t max_bytes) override {
@@ -308,6 +320,11 @@ void ReadModels::TuneColumnFamily(std::string_view name,
   if (table == kMessagesCf) {
     options.memtable_insert_with_hint_prefix_extractor =
         std::make_shared<ConversationOfMessageKey>();
+    // And the prefix of scans of one conversation (OneConversationsMessages),
+    // filtered in the memtables and the table files.
+    options.prefix_extractor =
+        options.memtable_insert_with_hint_prefix_extractor;
+    options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
     // GET messages reads a conversation's rows in a row (about 300 bytes
     // each): 16 KiB blocks hold a 50-message transcript in one or two, where
     // the default 4 KiB took a block-cache lookup every 13 messages.
@@ -405,8 +422,10 @@ Result<ReadModels::Counts> ReadModels::Count() const {
   for (auto [cf, out] : {std::pair{agents_, &counts.agents},
                          std::pair{conversations_, &counts.conversations},
                          std::pair{messages_, &counts.messages}}) {
+    rocksdb::ReadOptions whole_table;  // not one prefix's rows
+    whole_table.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(
-        log_->db()->NewIterator(rocksdb::ReadOptions(), cf));
+        log_->db()->NewIterator(whole_table, cf));
     for (it->SeekToFirst(); it->Valid(); it->Next()) ++*out;
     CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
   }
@@ -842,7 +861,7 @@ Result<Page<std::string>> ReadModels::ListMessages(
     std::string_view conversation_id, std::optional<std::string> after,
     size_t limit) const {
   const std::string prefix = MessagePrefix(conversation_id);
-  std::string start = prefix;
+  std::string start = MessageKey(conversation_id, 0);
   if (after) {
     std::optional<std::string> key;
     CONVSTORE_ASSIGN_OR_RETURN(key, GetRaw(message_ids_, *after));
@@ -854,7 +873,7 @@ Result<Page<std::string>> ReadModels::ListMessages(
   }
   Page<std::string> page;
   std::unique_ptr<rocksdb::Iterator> it(
-      log_->db()->NewIterator(rocksdb::ReadOptions(), messages_));
+      log_->db()->NewIterator(OneConversationsMessages(), messages_));
   it->Seek(start);
   if (after && it->Valid() && it->key().ToStringView() == start) it->Next();
   for (; it->Valid() && HasPrefix(it->key(), prefix); it->Next()) {
@@ -876,8 +895,8 @@ Result<std::vector<ReadModels::PositionedMessage>> ReadModels::MessagesFrom(
   const std::string prefix = MessagePrefix(conversation_id);
   std::vector<PositionedMessage> out;
   std::unique_ptr<rocksdb::Iterator> it(
-      log_->db()->NewIterator(rocksdb::ReadOptions(), messages_));
-  for (it->Seek(prefix);
+      log_->db()->NewIterator(OneConversationsMessages(), messages_));
+  for (it->Seek(MessageKey(conversation_id, 0));
        it->Valid() && HasPrefix(it->key(), prefix) && out.size() < limit;
        it->Next()) {
     std::string_view row = it->value().ToStringView();
@@ -895,9 +914,8 @@ Result<std::vector<ReadModels::PositionedMessage>> ReadModels::MessagesFrom(
 
 std::unique_ptr<MessageStream> ReadModels::StreamMessages(
     std::string_view conversation_id) const {
-  return std::make_unique<SnapshotMessageStream>(log_->db(), messages_,
-                                                 MessagePrefix(conversation_id),
-                                                 weak_from_this().lock());
+  return std::make_unique<SnapshotMessageStream>(
+      log_->db(), messages_, conversation_id, weak_from_this().lock());
 }
 
 }  // namespace convstore

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/encoding.h"
+#include "core/model_json.h"
 #include "eventlog/event_codec.h"
 #include "eventlog/event_json.h"
 #include "eventlog/events_generated.h"
@@ -1173,7 +1174,9 @@ struct Store {
 
   static Store Open(const std::string& dir, bool attach) {
     Store s;
-    s.log = MustOpen(dir);
+    EventLogOptions options = LogOptions();
+    options.tune_column_family = ReadModels::TuneColumnFamily;  // as served
+    s.log = MustOpen(dir, options);
     if (s.log == nullptr) return s;
     s.rm = std::make_unique<ReadModels>(s.log.get());
     if (attach) s.log->AddSink(s.rm.get());
@@ -1407,6 +1410,67 @@ TEST(ReadModelsTest, ReadThroughABatchSeesPendingEvents) {
   committed = s.rm->GetAgent(kAgentA);
   ASSERT_TRUE(committed.ok());
   EXPECT_TRUE(committed->has_value());
+}
+
+// A conversation's messages are read by their prefix, which the messages
+// table filters its memtables and files on: rows spread over two flushed
+// table files and the memtable, between the rows of the conversations
+// sorting just before and after it, all come back, in order, and no
+// neighbour's, through every way of reading them.
+TEST(ReadModelsTest, MessagesSpreadOverTableFilesReadAsOneList) {
+  TempDir dir;
+  Store s = Store::Open(dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  const std::string before = "conv-0190c1e8-0000-7000-8000-0000000000c0";
+  const std::vector<std::string> convs = {before, kConv1, kConv2};
+  std::vector<std::string> want;  // kConv1's message ids
+  for (int round = 0; round < 3; ++round) {
+    for (size_t k = 0; k < convs.size(); ++k) {
+      const int n = round * 3 + static_cast<int>(k);
+      Message m = Msg(convs[k], n, MessageRole::kUser, "m" + std::to_string(n));
+      if (convs[k] == kConv1) want.push_back(m.id);
+      s.Run({{MessagesStream(convs[k]), std::nullopt, MessageAppended{m}}},
+            Meta("alice", "", kT0 + n));
+    }
+    if (round < 2) {
+      rocksdb::FlushOptions flush;
+      ASSERT_TRUE(
+          s.log->db()
+              ->Flush(flush, s.log->cf(std::string(kDefaultReadModelsPrefix) +
+                                       "messages"))
+              .ok());
+    }
+  }
+  auto ids = [](const std::vector<std::string>& items) {
+    std::vector<std::string> out;
+    for (const std::string& item : items) {
+      out.emplace_back(boost::json::parse(item).at("id").as_string());
+    }
+    return out;
+  };
+
+  auto all = s.rm->ListMessages(kConv1, std::nullopt, 100);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(ids(all->items), want);
+  auto rest = s.rm->ListMessages(kConv1, want[0], 1);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(ids(rest->items), std::vector<std::string>{want[1]});
+  EXPECT_TRUE(rest->has_more);
+  auto from = s.rm->MessagesFrom(kConv1, 0, 100);
+  ASSERT_TRUE(from.ok()) << from.status().ToString();
+  ASSERT_EQ(from->size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(boost::json::parse((*from)[i].json).at("id").as_string(),
+              want[i]);
+  }
+  std::string streamed;
+  auto stream = s.rm->StreamMessages(kConv1);
+  for (int i = 0; i < 100 && !stream->Done(); ++i) {
+    auto chunk = stream->NextChunk(1);  // one message per chunk
+    ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
+    if (*chunk) streamed += **chunk;
+  }
+  EXPECT_EQ(streamed, JoinJsonArray(all->items));
 }
 
 TEST(ReadModelsTest, FailedAppendLeavesNoReadModelRows) {
