@@ -198,6 +198,11 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
     db_options.env->CreateDirIfMissing(dir).PermitUncheckedError();
   }
   if (options.env) db_options.env = options.env.get();
+  // A flush or compaction syncs its table file a megabyte at a time, as it
+  // writes, instead of all at the end: that one big fsync (p99 23 ms under
+  // the append benchmark) queued the WAL's fsyncs, so every append, behind
+  // it (WAL fsync p99 2.75 ms; with this, 3.2 and 1.2 ms).
+  db_options.bytes_per_sync = 1 << 20;
 
   // RocksDB needs every existing column family named at open.
   std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf,
