@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -123,25 +124,20 @@ uint64_t DecodePositionKey(std::string_view key) { return DecodeU64(key); }
 
 namespace {
 
-// Memtable insert hints keyed by the whole key, for the keys given: each new
-// revision of a stream goes right before the one before it, so the memtable
-// starts from where that one went instead of searching from the top.
-class WholeKeyWithPrefix : public rocksdb::SliceTransform {
+// The whole key as its own prefix: the streams table's memtable keeps a
+// skip list per key.
+class WholeKey : public rocksdb::SliceTransform {
  public:
-  explicit WholeKeyWithPrefix(std::string prefix)
-      : prefix_(std::move(prefix)), name_("WholeKeyWithPrefix:" + prefix_) {}
-  const char* Name() const override { return name_.c_str(); }
+  const char* Name() const override { return "WholeKey"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
     return key;
   }
-  bool InDomain(const rocksdb::Slice& key) const override {
-    return key.starts_with(prefix_);
-  }
-
- private:
-  std::string prefix_;
-  std::string name_;
+  bool InDomain(const rocksdb::Slice&) const override { return true; }
 };
+
+// Buckets of the streams memtable's hash (8 bytes each, from the memtable's
+// own budget): about as many as streams written between two flushes.
+constexpr size_t kStreamsMemtableBuckets = 1 << 16;
 
 // The log's own column families' options beyond the shared ones.
 void TuneLogColumnFamily(std::string_view name,
@@ -152,11 +148,15 @@ void TuneLogColumnFamily(std::string_view name,
     options.memtable_insert_with_hint_prefix_extractor.reset(
         rocksdb::NewFixedPrefixTransform(0));
   } else if (name == kStreamsCf) {
-    // A message stream gets a revision per message. A hint per stream costs
-    // its memtable a splice (about 200 bytes) once, so a conversation's own
-    // stream, written a few times in its life, goes without.
-    options.memtable_insert_with_hint_prefix_extractor =
-        std::make_shared<WholeKeyWithPrefix>(MessagesStream(""));
+    // Each append rewrites its stream's row, and the new version sorts just
+    // before the one before: one memtable skip list of every stream took
+    // about 50 key comparisons per insert (Debian's librocksdb is built
+    // with its assertions on, which re-check the whole splice), a skip list
+    // per stream about 10. Hashing on the whole key gives each stream its
+    // own. Scans of all streams must ask for total order.
+    options.prefix_extractor = std::make_shared<WholeKey>();
+    options.memtable_factory.reset(
+        rocksdb::NewHashSkipListRepFactory(kStreamsMemtableBuckets));
   } else if (name == kDataKeysCf) {
     // A subject's key is written once and read on each of its appends,
     // mostly from the tables by then: a memtable bloom filter skips the
@@ -203,6 +203,9 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   // the append benchmark) queued the WAL's fsyncs, so every append, behind
   // it (WAL fsync p99 2.75 ms; with this, 3.2 and 1.2 ms).
   db_options.bytes_per_sync = 1 << 20;
+  // The streams table's hashed memtable takes one insert at a time; so does
+  // our one committing thread.
+  db_options.allow_concurrent_memtable_write = false;
 
   // RocksDB needs every existing column family named at open.
   std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf,
@@ -317,8 +320,11 @@ Status EventLog::ReloadHead() {
 
 Result<uint64_t> EventLog::CountStreams() const {
   uint64_t n = 0;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), streams_cf_));
+  // The streams table hashes on the whole key (a prefix extractor): without
+  // total order, its iterators see one key only.
+  rocksdb::ReadOptions read;
+  read.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, streams_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "count streams"));
   return n;
