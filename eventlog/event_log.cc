@@ -124,17 +124,6 @@ uint64_t DecodePositionKey(std::string_view key) { return DecodeU64(key); }
 
 namespace {
 
-// The whole key as its own prefix: the streams table's memtable keeps a
-// skip list per key.
-class WholeKey : public rocksdb::SliceTransform {
- public:
-  const char* Name() const override { return "WholeKey"; }
-  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return key;
-  }
-  bool InDomain(const rocksdb::Slice&) const override { return true; }
-};
-
 // Buckets of the streams memtable's hash (8 bytes each, from the memtable's
 // own budget): about as many as streams written between two flushes.
 constexpr size_t kStreamsMemtableBuckets = 1 << 16;
@@ -154,7 +143,7 @@ void TuneLogColumnFamily(std::string_view name,
     // with its assertions on, which re-check the whole splice), a skip list
     // per stream about 10. Hashing on the whole key gives each stream its
     // own. Scans of all streams must ask for total order.
-    options.prefix_extractor = std::make_shared<WholeKey>();
+    options.prefix_extractor.reset(rocksdb::NewNoopTransform());
     options.memtable_factory.reset(
         rocksdb::NewHashSkipListRepFactory(kStreamsMemtableBuckets));
   } else if (name == kDataKeysCf) {
