@@ -108,6 +108,12 @@ class RocksLogToSpdlog : public rocksdb::Logger {
 
 }  // namespace
 
+rocksdb::ReadOptions WholeTableReadOptions() {
+  rocksdb::ReadOptions read;
+  read.total_order_seek = true;
+  return read;
+}
+
 Status FromRocksStatus(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status();
   if (s.IsCorruption()) {
@@ -309,11 +315,8 @@ Status EventLog::ReloadHead() {
 
 Result<uint64_t> EventLog::CountStreams() const {
   uint64_t n = 0;
-  // The streams table hashes on the whole key (a prefix extractor): without
-  // total order, its iterators see one key only.
-  rocksdb::ReadOptions read;
-  read.total_order_seek = true;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, streams_cf_));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(WholeTableReadOptions(), streams_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
   CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "count streams"));
   return n;

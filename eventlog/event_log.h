@@ -402,6 +402,11 @@ class LogBatch {
 // `what` naming the operation; ok stays ok.
 Status FromRocksStatus(const rocksdb::Status& s, std::string_view what);
 
+// Read options for a scan of a whole table. Some tables hash or filter on a
+// key prefix (the messages and streams tables), and without total order an
+// iterator over such a table sees one prefix's rows only.
+rocksdb::ReadOptions WholeTableReadOptions();
+
 // Key encodings shared by the log and its readers.
 std::string EncodePositionKey(uint64_t position);  // 8 bytes, big-endian
 uint64_t DecodePositionKey(std::string_view key);

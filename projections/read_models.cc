@@ -422,10 +422,8 @@ Result<ReadModels::Counts> ReadModels::Count() const {
   for (auto [cf, out] : {std::pair{agents_, &counts.agents},
                          std::pair{conversations_, &counts.conversations},
                          std::pair{messages_, &counts.messages}}) {
-    rocksdb::ReadOptions whole_table;  // not one prefix's rows
-    whole_table.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(
-        log_->db()->NewIterator(whole_table, cf));
+        log_->db()->NewIterator(WholeTableReadOptions(), cf));
     for (it->SeekToFirst(); it->Valid(); it->Next()) ++*out;
     CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
   }

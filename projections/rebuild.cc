@@ -187,8 +187,7 @@ Result<VerifyReport> VerifyReadModels(EventLog& log,
   size_t total_differences = 0;
   for (size_t i = 0; i < live_cfs.size(); ++i) {
     std::string table = rebuilt_cfs[i].substr(kDefaultReadModelsPrefix.size());
-    rocksdb::ReadOptions whole_table;  // not one prefix's rows
-    whole_table.total_order_seek = true;
+    const rocksdb::ReadOptions whole_table = WholeTableReadOptions();
     std::unique_ptr<rocksdb::Iterator> a(
         log.db()->NewIterator(whole_table, log.cf(live_cfs[i])));
     std::unique_ptr<rocksdb::Iterator> b(

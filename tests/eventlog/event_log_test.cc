@@ -540,6 +540,44 @@ TEST_F(EventLogTest, ReopenKeepsHeadAndPositionsContinue) {
   for (size_t i = 0; i < first.size(); ++i) ExpectSameEvent(all[i], first[i]);
 }
 
+// The streams table keeps one row per stream, rewritten on every append, in
+// a memtable hashed on the whole key: each stream's revision is found
+// whether its row is in the memtable, in a table file, or in both (an older
+// version flushed, a newer one not), and all of them are counted.
+TEST_F(EventLogTest, StreamRevisionsAreFoundInTheMemtableTablesAndAfterReopen) {
+  constexpr int kStreams = 50;
+  auto stream = [](int i) { return "s-" + std::to_string(i); };
+  for (int i = 0; i < kStreams; ++i) {
+    Commit({Note(stream(i), std::nullopt), Note(stream(i), 0)});
+  }
+  ASSERT_TRUE(
+      log_->db()->Flush(rocksdb::FlushOptions(), log_->streams_cf()).ok());
+  for (int i = 0; i < kStreams; i += 2) Commit({Note(stream(i), 1)});
+  constexpr int kNewStreams = 10;  // only in the memtable
+  auto new_stream = [](int i) { return "t-" + std::to_string(i); };
+  for (int i = 0; i < kNewStreams; ++i)
+    Commit({Note(new_stream(i), std::nullopt)});
+
+  auto expect_revisions = [&] {
+    for (int i = 0; i < kStreams; ++i) {
+      EXPECT_EQ(Revision(stream(i)), std::optional<uint64_t>(i % 2 ? 1 : 2))
+          << stream(i);
+    }
+    for (int i = 0; i < kNewStreams; ++i) {
+      EXPECT_EQ(Revision(new_stream(i)), std::optional<uint64_t>(0));
+    }
+    EXPECT_EQ(Revision("s-never-written"), std::nullopt);
+    auto counted = log_->CountStreams();
+    ASSERT_TRUE(counted.ok()) << counted.status().ToString();
+    EXPECT_EQ(*counted, static_cast<uint64_t>(kStreams + kNewStreams));
+  };
+  expect_revisions();
+  log_.reset();
+  log_ = MustOpen(dir_.str());
+  ASSERT_NE(log_, nullptr);
+  expect_revisions();
+}
+
 TEST(EventLogOpenTest, ReadOnlyOpenOfAMissingDirFailsCleanly) {
   TempDir dir;
   const std::string missing = (dir.path() / "no-such-store").string();
