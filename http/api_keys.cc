@@ -89,7 +89,33 @@ Status ApiKeyStore::Open() {
 }
 
 Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization,
-                                        KeyCheck* check) const {
+                                        KeyCheck* check,
+                                        RememberedKey* remembered) const {
+  if (remembered != nullptr && !remembered->authorization.empty() &&
+      remembered->epoch == cache_epoch_.load(std::memory_order_acquire) &&
+      ConstantTimeEquals(remembered->authorization, authorization)) {
+    if (check) *check = remembered->check;
+    return remembered->actor;
+  }
+  if (remembered == nullptr) {
+    uint64_t epoch;
+    return Lookup(authorization, check, &epoch);
+  }
+  remembered->authorization.clear();
+  KeyCheck found;
+  uint64_t epoch;
+  Result<Actor> actor = Lookup(authorization, &found, &epoch);
+  if (!actor.ok()) return actor;
+  remembered->authorization.assign(authorization);
+  remembered->epoch = epoch;
+  remembered->actor = *actor;
+  remembered->check = found;
+  if (check) *check = std::move(found);
+  return actor;
+}
+
+Result<Actor> ApiKeyStore::Lookup(std::string_view authorization,
+                                  KeyCheck* check, uint64_t* epoch) const {
   const Status missing = Status::Unauthenticated(
       "Missing API key. Send 'Authorization: Bearer <api key>'.");
   const Status invalid = Status::Unauthenticated("Invalid API key.");
@@ -103,16 +129,15 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization,
   while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
   if (key.empty() || key.size() > 256) return invalid;
   std::string hash = KeyHash(key);
-  uint64_t epoch;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
+    *epoch = cache_epoch_.load();
     if (check) check->changes_forgotten = changes_forgotten_;
     auto it = cache_.find(hash);
     if (it != cache_.end()) {
       if (check) check->hash = std::move(hash);
       return it->second;
     }
-    epoch = cache_epoch_;
   }
   std::string value;
   rocksdb::Status s =
@@ -135,7 +160,7 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization,
   {
     constexpr size_t kMaxRemembered = 10000;
     std::lock_guard<std::mutex> lock(cache_mu_);
-    if (cache_epoch_ == epoch) {
+    if (cache_epoch_.load() == *epoch) {
       if (cache_.size() >= kMaxRemembered) cache_.clear();
       cache_.emplace(hash, actor);
     }
@@ -167,7 +192,7 @@ uint64_t ApiKeyStore::changes_decided() const {
 
 void ApiKeyStore::ForgetKeys(uint64_t changes_decided) const {
   std::lock_guard<std::mutex> lock(cache_mu_);
-  ++cache_epoch_;
+  cache_epoch_.fetch_add(1);
   cache_.clear();
   changes_forgotten_ = std::max(changes_forgotten_, changes_decided);
 }

@@ -35,6 +35,19 @@ struct KeyCheck {
   uint64_t changes_forgotten = 0;  // key changes committed and forgotten then
 };
 
+// One connection's last successful authentication, so that its next request
+// with the same Authorization header skips hashing the key (most of what
+// authenticating a small request costs). It holds the header itself, in
+// memory only and for the connection's life, as the request does; a
+// ForgetKeys (a revocation or erasure committed) makes it stale at once.
+// Owned by one connection and used by one thread at a time.
+struct RememberedKey {
+  std::string authorization;  // empty: nothing remembered
+  uint64_t epoch = 0;         // the store's epoch when it was remembered
+  Actor actor;
+  KeyCheck check;
+};
+
 class ApiKeyStore {
  public:
   static std::vector<std::string> ColumnFamilies();
@@ -45,9 +58,13 @@ class ApiKeyStore {
 
   // Checks an Authorization header value ("Bearer <key>", scheme in any
   // case). Missing, malformed, unknown or revoked: Unauthenticated. With
-  // `check`, also what a write needs for StillValid.
+  // `check`, also what a write needs for StillValid. With `remembered`, a
+  // header equal to the one it holds (compared in constant time) is let in
+  // without a lookup while no key was forgotten since; a header that
+  // authenticates replaces it, one that does not clears it.
   Result<Actor> Authenticate(std::string_view authorization,
-                             KeyCheck* check = nullptr) const;
+                             KeyCheck* check = nullptr,
+                             RememberedKey* remembered = nullptr) const;
   // On the writer's deciding thread, before a write decides: is the key that
   // authenticated it still valid as `batch` sees the store? A request let in
   // before its key's revocation or erasure was decided or committed is
@@ -77,6 +94,11 @@ class ApiKeyStore {
   Result<bool> Empty() const;
 
  private:
+  // Authenticate without a RememberedKey; `epoch` is the store's epoch
+  // when the lookup began.
+  Result<Actor> Lookup(std::string_view authorization, KeyCheck* check,
+                       uint64_t* epoch) const;
+
   EventLog* log_;
   rocksdb::ColumnFamilyHandle* by_hash_;
   rocksdb::ColumnFamilyHandle* by_id_;
@@ -86,7 +108,9 @@ class ApiKeyStore {
   // older) is not remembered: it may have read the key before the revoke.
   mutable std::mutex cache_mu_;
   mutable std::unordered_map<std::string, Actor> cache_;
-  mutable uint64_t cache_epoch_ = 0;
+  // Bumped under cache_mu_ by ForgetKeys; read without it by a connection
+  // checking its RememberedKey.
+  mutable std::atomic<uint64_t> cache_epoch_{0};
   // Key changes decided (bumped on the deciding thread) and the highest
   // count ForgetKeys was told is committed (guarded by cache_mu_). A request
   // that came in when every decided change was committed, and no change was

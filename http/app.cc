@@ -548,6 +548,7 @@ void App::Handle(ApiRequest request, Respond respond) {
     return;
   }
   ctx.path = std::string(parsed->path());
+  ctx.segments.reserve(parsed->segments().size());
   for (auto seg : parsed->segments()) ctx.segments.push_back(seg);
   for (auto param : parsed->params()) {
     ctx.query.emplace(param.key, param.value);
@@ -602,8 +603,8 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
   }
 
   // Auth comes first on /v1, even for unknown routes.
-  Result<Actor> actor =
-      app_.keys_->Authenticate(ctx.request.authorization, &ctx.key_check);
+  Result<Actor> actor = app_.keys_->Authenticate(
+      ctx.request.authorization, &ctx.key_check, ctx.request.remembered_key);
   if (!actor.ok()) return respond(ErrorResponse(actor.status()));
   ctx.actor = *actor;
 
@@ -611,12 +612,14 @@ void App::Handlers::Route(RequestCtx& ctx, Respond respond) {
   auto dispatch = [&](const char* allow, auto&& handler) {
     *ctx.route = [&] {
       std::string t;
+      t.reserve(ctx.path.size() + 8);
       for (size_t i = 0; i < s.size(); ++i) {
         bool id = (i == 2 && (s[1] == "agents" || s[1] == "conversations" ||
                               s[1] == "webhooks")) ||
                   (i == 3 && s[1] == "admin" &&
                    (s[2] == "api-keys" || s[2] == "users"));
-        t += "/" + (id ? std::string("{id}") : s[i]);
+        t += '/';
+        t += id ? std::string_view("{id}") : std::string_view(s[i]);
       }
       return t;
     }();
@@ -781,9 +784,9 @@ void App::Handlers::Write(const RequestCtx& ctx, Decider decide,
   }
 
   auto outcome = std::make_shared<ApiResponse>();
-  std::string path = ctx.path;
-  auto work = [this, actor, key, hash, key_check = ctx.key_check,
-               decide = std::move(decide), outcome](LogBatch& batch) -> Status {
+  auto work = [this, actor, key, hash = std::move(hash),
+               key_check = ctx.key_check, decide = std::move(decide),
+               outcome](LogBatch& batch) -> Status {
     // A key revoked or erased after it let this request in writes nothing.
     CONVSTORE_RETURN_IF_ERROR(app_.keys_->StillValid(key_check, batch));
     DecideContext dctx;

@@ -87,6 +87,9 @@ struct ApiRequest {
   std::optional<std::string> if_match;
   std::optional<std::string> idempotency_key;
   std::optional<std::string> last_event_id;  // an event stream's resume point
+  // The connection's last authentication (see RememberedKey), owned by the
+  // connection, which outlives the request; null: nothing is remembered.
+  RememberedKey* remembered_key = nullptr;
 };
 
 class App {

@@ -114,6 +114,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = req.keep_alive();
     head_ = req.method() == bhttp::verb::head;
     ApiRequest api = ToApiRequest(std::move(req));
+    api.remembered_key = &remembered_key_;
     shared_->in_flight.fetch_add(1);
     shared_->app->Handle(
         std::move(api), [self = shared_from_this()](ApiResponse response) {
@@ -376,6 +377,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<LiveBody> live_;
+  // Read and written only by Handle, on this connection's thread.
+  RememberedKey remembered_key_;
   net::steady_timer heartbeat_{stream_.get_executor()};
   bool live_writing_ = false;
   unsigned version_ = 11;

@@ -419,6 +419,47 @@ TEST_F(AuthTest, ARevokedKeyStopsWorkingTheMomentTheRevokeIsAnswered) {
   EXPECT_EQ(0, ok_after_401.load());
 }
 
+TEST_F(AuthTest, AConnectionThatUsedAKeyIsRefusedTheMomentItIsRevoked) {
+  // A connection remembers the key it last authenticated with; the revoke
+  // (or the owner's erasure) must end that at once, on that very connection.
+  auto [revoked_id, revoked] = NewKey("carol", "user");
+  auto [erased_id, erased] = NewKey("erin", "user");
+  HttpClient carol = server_.Client();
+  HttpClient erin = server_.Client();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(200u, carol.Get("/v1/agents", revoked).status);
+    ASSERT_EQ(200u, erin.Get("/v1/agents", erased).status);
+  }
+  ASSERT_EQ(204u,
+            client_.Delete("/v1/admin/api-keys/" + revoked_id, kAdmin).status);
+  ASSERT_EQ(200u, client_.Delete("/v1/admin/users/erin", kAdmin).status);
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = carol.Get("/v1/agents", revoked);
+    EXPECT_EQ(401u, r.status) << r.body;
+    EXPECT_EQ(401u, erin.Get("/v1/agents", erased).status);
+  }
+}
+
+TEST_F(AuthTest, OneConnectionUsingSeveralKeysActsForEachKeysOwner) {
+  HttpClient c = server_.Client();
+  auto agents_of = [&](const std::string& key) {
+    HttpResponse r = c.Get("/v1/agents", key);
+    EXPECT_EQ(200u, r.status) << r.body;
+    if (r.status != 200) return std::vector<std::string>();
+    return Ids(r.json().as_array());
+  };
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(std::vector<std::string>{agent_}, agents_of(alice_));
+    EXPECT_EQ(std::vector<std::string>{bob_agent_}, agents_of(bob_));
+    // A key that differs from the one just used in its last character.
+    std::string wrong = alice_;
+    wrong.back() = wrong.back() == 'A' ? 'B' : 'A';
+    EXPECT_EQ(401u, c.Get("/v1/agents", wrong).status);
+    EXPECT_EQ(401u, c.Get("/v1/agents", "").status);
+    EXPECT_EQ(std::vector<std::string>{agent_}, agents_of(alice_));
+  }
+}
+
 TEST_F(AuthTest, EveryRouteWithARevokedKeyIs401) {
   // Keys of the owner herself and of an admin: were revocation ignored,
   // every one of these requests would succeed.
