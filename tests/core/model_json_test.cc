@@ -27,6 +27,33 @@ TEST(JoinJsonArrayTest, JoinsRenderedMessagesByteForByte) {
             parsed.as_array()[0].at("content").as_string());
 }
 
+TEST(RenderMessageTest, WritesTheBytesOfTheMessageObject) {
+  // The rendered row is what GET .../messages serves and what a rebuild must
+  // reproduce, so it is exactly json::serialize of the documented object,
+  // whatever the content holds.
+  for (const std::string content :
+       {std::string(""), std::string("plain"),
+        std::string("quote \" backslash \\ slash / tab \t nl \n"),
+        std::string("ctl \x01\x1f del \x7f"), std::string("nul \0 mid", 9),
+        std::string("h\xC3\xA9llo \xF0\x9F\x8E\x99 \xE2\x80\xA8"),
+        std::string(5000, 'x') + "\"" + std::string(300, '\n')}) {
+    for (MessageRole role :
+         {MessageRole::kUser, MessageRole::kAssistant, MessageRole::kSystem}) {
+      Message m{"msg-0189406c-94c5-7000-8000-000000000003",
+                "conv-0189406c-94c5-7000-8000-000000000001", role, content,
+                1688999405123};
+      boost::json::object o;
+      o["id"] = m.id;
+      o["conversation_id"] = m.conversation_id;
+      o["role"] = ToString(m.role);
+      o["content"] = m.content;
+      o["created_at"] = "2023-07-10T14:30:05.123Z";
+      EXPECT_EQ(boost::json::serialize(o), RenderMessage(m))
+          << ToString(role) << " " << content.substr(0, 40);
+    }
+  }
+}
+
 TEST(RoomUrlTemplateTest, FillsTheLiveKitUrlAndEveryRoom) {
   RoomUrlTemplate t("{livekit_url}/room/{room}?again={room}", "wss://lk.test");
   EXPECT_EQ("wss://lk.test/room/conv-1?again=conv-1", t.Render("conv-1"));
