@@ -635,7 +635,7 @@ void WriterCache::Absorb(const LogBatch& committed) {
   for (const auto& own : committed.own_) {
     if (!log.IsWriterOwned(own->cf_id)) continue;
     for (const auto& [key, write] : own->writes) {
-      Remember(log, own->cf_id, key,
+      Remember(log, own->cf_id, own->writes.hash_function().View(key),
                write.deleted
                    ? std::nullopt
                    : std::optional<std::string>(std::in_place, bytes,
@@ -663,19 +663,20 @@ void LogBatch::Index(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
   const uint32_t cf_id = cf->GetID();
   OwnTable* table = OwnTableOf(cf_id);
   if (table == nullptr) {
-    table = own_.emplace_back(std::make_unique<OwnTable>(OwnTable{cf_id, {}}))
-                .get();
+    table = own_.emplace_back(std::make_unique<OwnTable>(cf_id)).get();
   }
-  StringMap<OwnWrite>* writes = &table->writes;
-  auto it = writes->find(key);
+  auto it = table->writes.find(key);
   std::optional<OwnWrite> before;
-  if (it == writes->end()) {
-    it = writes->emplace(std::string(key), write).first;
+  if (it == table->writes.end()) {
+    const KeyRef ref{static_cast<uint32_t>(table->keys.size()),
+                     static_cast<uint32_t>(key.size())};
+    table->keys.append(key);
+    it = table->writes.emplace(ref, write).first;
   } else {
     before = it->second;
     it->second = write;
   }
-  if (!savepoints_.empty()) undo_.push_back({writes, &it->first, before});
+  if (!savepoints_.empty()) undo_.push_back({table, it->first, before});
 }
 
 LogBatch::Lookup LogBatch::LookupOwn(rocksdb::ColumnFamilyHandle* cf,
@@ -763,11 +764,11 @@ void LogBatch::RollbackToSavePoint() {
   savepoints_.pop_back();
   while (undo_.size() > savepoint.undo_size) {
     Undo& undo = undo_.back();
-    auto it = undo.table->find(*undo.key);
+    auto it = undo.table->writes.find(undo.key);
     if (undo.before) {
       it->second = *undo.before;
     } else {
-      undo.table->erase(it);
+      undo.table->writes.erase(it);
     }
     undo_.pop_back();
   }

@@ -15,6 +15,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -360,15 +361,43 @@ class LogBatch {
     size_t size = 0;
     bool deleted = false;
   };
-  struct OwnTable {
-    uint32_t cf_id;
-    StringMap<OwnWrite> writes;
+  // A key written to one table, as where its bytes lie in the table's
+  // `keys`: a flat hash map of these costs no allocation per write (a map
+  // of strings cost two, a node and the key).
+  struct KeyRef {
+    uint32_t offset;
+    uint32_t size;
   };
-  // How to undo one write to the index when a savepoint is rolled back:
-  // `key` points into the table's node, stable until the node is erased.
+  // Hashes and compares KeyRefs and string_views alike, by their bytes.
+  struct KeyOps {
+    using is_transparent = void;
+    const std::string* keys;
+    std::string_view View(KeyRef k) const {
+      return std::string_view(*keys).substr(k.offset, k.size);
+    }
+    static std::string_view View(std::string_view k) { return k; }
+    template <typename K>
+    size_t operator()(const K& k) const {
+      return std::hash<std::string_view>()(View(k));
+    }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return View(a) == View(b);
+    }
+  };
+  struct OwnTable {
+    explicit OwnTable(uint32_t id)
+        : cf_id(id), writes(0, KeyOps{&keys}, KeyOps{&keys}) {}
+    OwnTable(const OwnTable&) = delete;
+    OwnTable& operator=(const OwnTable&) = delete;
+    uint32_t cf_id;
+    std::string keys;  // every key written, one after another
+    boost::unordered_flat_map<KeyRef, OwnWrite, KeyOps, KeyOps> writes;
+  };
+  // How to undo one write to the index when a savepoint is rolled back.
   struct Undo {
-    StringMap<OwnWrite>* table;
-    const std::string* key;
+    OwnTable* table;
+    KeyRef key;
     std::optional<OwnWrite> before;
   };
   // This batch's writes to `cf_id`, or nullptr when it made none.
