@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 namespace convstore {
@@ -157,6 +158,16 @@ size_t Utf8SequenceAt(std::string_view s, size_t i) {
 
 bool IsValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
+    // Most text is ASCII: eight such bytes pass at once (every append's
+    // content is checked here; byte by byte it cost 8 instructions a byte).
+    if (s.size() - i >= 8) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     const size_t len = Utf8SequenceAt(s, i);
     if (len == 0) return false;
     i += len;

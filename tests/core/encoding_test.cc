@@ -63,6 +63,23 @@ TEST(IsValidUtf8Test, AcceptsWellFormedText) {
   EXPECT_TRUE(IsValidUtf8(std::string("a\0b", 3)));  // NUL is valid UTF-8
 }
 
+TEST(IsValidUtf8Test, FindsABadByteAnywhereInLongText) {
+  // Long ASCII runs are checked several bytes at a time: a bad byte, a good
+  // sequence or a cut one at any offset must still be seen.
+  for (size_t at = 0; at < 40; ++at) {
+    std::string text(48, 'a');
+    text[at] = '\xC0';
+    EXPECT_FALSE(IsValidUtf8(text)) << "bad byte at " << at;
+    text[at] = '\xFF';
+    EXPECT_FALSE(IsValidUtf8(text)) << "0xFF at " << at;
+    text = std::string(48, 'a');
+    text.insert(at, "\xF0\x9F\x98\x80");
+    EXPECT_TRUE(IsValidUtf8(text)) << "emoji at " << at;
+    text = std::string(at, 'a') + "\xE2\x82";  // a euro sign cut short
+    EXPECT_FALSE(IsValidUtf8(text)) << "cut sequence after " << at;
+  }
+}
+
 TEST(IsValidUtf8Test, RejectsOverlongEncodings) {
   EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));  // '/' in 2 bytes
   EXPECT_FALSE(IsValidUtf8("\xC1\xBF"));

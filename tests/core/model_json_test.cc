@@ -31,7 +31,7 @@ TEST(RenderMessageTest, WritesTheBytesOfTheMessageObject) {
   // The rendered row is what GET .../messages serves and what a rebuild must
   // reproduce, so it is exactly json::serialize of the documented object,
   // whatever the content holds.
-  for (const std::string content :
+  for (const std::string& content :
        {std::string(""), std::string("plain"),
         std::string("quote \" backslash \\ slash / tab \t nl \n"),
         std::string("ctl \x01\x1f del \x7f"), std::string("nul \0 mid", 9),
