@@ -97,19 +97,18 @@ Result<Actor> ApiKeyStore::Authenticate(std::string_view authorization,
     if (check) *check = remembered->check;
     return remembered->actor;
   }
-  if (remembered == nullptr) {
-    uint64_t epoch;
-    return Lookup(authorization, check, &epoch);
-  }
-  remembered->authorization.clear();
   KeyCheck found;
   uint64_t epoch;
   Result<Actor> actor = Lookup(authorization, &found, &epoch);
-  if (!actor.ok()) return actor;
-  remembered->authorization.assign(authorization);
-  remembered->epoch = epoch;
-  remembered->actor = *actor;
-  remembered->check = found;
+  if (remembered != nullptr) {
+    remembered->authorization.clear();
+    if (actor.ok()) {
+      remembered->authorization.assign(authorization);
+      remembered->epoch = epoch;
+      remembered->actor = *actor;
+      remembered->check = found;
+    }
+  }
   if (check) *check = std::move(found);
   return actor;
 }
