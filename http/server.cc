@@ -1,7 +1,9 @@
 #include "http/server.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -133,24 +135,48 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (r.live) return SendLive(std::move(r));
     if (r.stream) return SendStream(std::move(r));
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-        static_cast<bhttp::status>(r.status), version_);
-    res->set(bhttp::field::server, "convstore");
+    bhttp::response<bhttp::empty_body> res(static_cast<bhttp::status>(r.status),
+                                           version_);
+    res.set(bhttp::field::server, "convstore");
     if (!r.content_type.empty() && r.status != 204) {
-      res->set(bhttp::field::content_type, r.content_type);
+      res.set(bhttp::field::content_type, r.content_type);
     }
-    for (auto& [k, v] : r.headers) res->set(k, v);
-    res->keep_alive(keep_alive_ && !close_after_);
+    for (auto& [k, v] : r.headers) res.set(k, v);
+    res.keep_alive(keep_alive_ && !close_after_);
+    body_bytes_.clear();
     if (r.status != 204) {
-      res->body() = std::move(r.body);
-      res->prepare_payload();
-      if (head_) res->body().clear();
+      // A HEAD answer tells the length of the body GET would send.
+      res.content_length(r.body.size());
+      if (!head_) body_bytes_ = std::move(r.body);
     }
+    const bool need_eof = res.need_eof();
+    // Beast serializes the header once, into one buffer; header and body
+    // then go out in one gathered write. Writing the message with
+    // http::async_write walked Beast's nested buffer views on every step of
+    // the write (about 21,000 instructions a response; this, about 6,000).
+    head_bytes_.clear();
+    bhttp::response_serializer<bhttp::empty_body> serializer(res);
+    beast::error_code ec;
+    while (!ec && !serializer.is_done()) {
+      serializer.next(ec, [&](beast::error_code&, const auto& buffers) {
+        const size_t n = net::buffer_size(buffers);
+        const size_t at = head_bytes_.size();
+        head_bytes_.resize(at + n);
+        net::buffer_copy(net::buffer(head_bytes_.data() + at, n), buffers);
+        serializer.consume(n);
+      });
+    }
+    if (ec) {
+      spdlog::error("cannot serialize a response header: {}", ec.message());
+      return AfterResponse(ec, true);
+    }
+    const std::array<net::const_buffer, 2> message = {net::buffer(head_bytes_),
+                                                      net::buffer(body_bytes_)};
     stream_.expires_after(shared_->options.write_timeout);
-    bhttp::async_write(
-        stream_, *res,
-        [self = shared_from_this(), res](beast::error_code ec, size_t) {
-          self->AfterResponse(ec, res->need_eof());
+    net::async_write(
+        stream_, message,
+        [self = shared_from_this(), need_eof](beast::error_code ec, size_t) {
+          self->AfterResponse(ec, need_eof);
         });
   }
 
@@ -376,6 +402,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Server::Shared> shared_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  // The response being written (one at a time): its serialized header and
+  // its body.
+  std::string head_bytes_;
+  std::string body_bytes_;
   std::shared_ptr<LiveBody> live_;
   // Read and written only by Handle, on this connection's thread.
   RememberedKey remembered_key_;
@@ -453,8 +483,12 @@ Result<uint16_t> Server::Start() {
   }
   uint16_t port = shared_->acceptor->local_endpoint().port();
   Accept(shared_);
-  for (auto& ioc : shared_->iocs) {
-    threads_.emplace_back([ioc = ioc.get()] { ioc->run(); });
+  for (size_t i = 0; i < shared_->iocs.size(); ++i) {
+    threads_.emplace_back([ioc = shared_->iocs[i].get(), i] {
+      pthread_setname_np(pthread_self(),
+                         ("cs-io-" + std::to_string(i)).c_str());
+      ioc->run();
+    });
   }
   started_ = true;
   return port;
