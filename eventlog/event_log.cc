@@ -789,18 +789,19 @@ void LogBatch::PopSavePoint() {
   if (savepoints_.empty()) undo_.clear();
 }
 
-Result<std::vector<RecordedEvent>> LogBatch::Append(
-    const std::vector<NewEvent>& events, const EventMeta& meta,
+Result<std::span<const RecordedEvent>> LogBatch::Append(
+    std::vector<NewEvent> events, const EventMeta& meta,
     const std::function<std::string()>& new_event_id) {
   rocksdb::ColumnFamilyHandle* events_cf = log_->events_cf_;
   rocksdb::ColumnFamilyHandle* streams_cf = log_->streams_cf_;
-  std::vector<RecordedEvent> recorded;
+  const size_t first = appended_.size();
   SetSavePoint();
-  auto fail = [&](Status s) -> Result<std::vector<RecordedEvent>> {
+  // The rollback also drops the events this call put in appended_.
+  auto fail = [&](Status s) -> Result<std::span<const RecordedEvent>> {
     RollbackToSavePoint();
     return s;
   };
-  for (const NewEvent& e : events) {
+  for (NewEvent& e : events) {
     auto current = Get(streams_cf, e.stream);
     if (!current.ok()) return fail(current.status());
     std::optional<uint64_t> revision;
@@ -819,15 +820,15 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
             "revision_conflict"));
       }
     }
-    RecordedEvent r;
+    RecordedEvent& r = appended_.emplace_back();
     r.position = next_position_++;
-    r.stream = e.stream;
+    r.stream = std::move(e.stream);
     r.revision = revision ? *revision + 1 : 0;
     r.event_id = new_event_id();
     r.recorded_at_ms = meta.recorded_at_ms;
     r.actor = meta.actor;
     r.idempotency_key = meta.idempotency_key;
-    r.payload = e.payload;
+    r.payload = std::move(e.payload);
     std::optional<PayloadSeal> seal;
     auto sealed = SealFor(r, seal);
     if (!sealed.ok()) return fail(sealed);
@@ -838,11 +839,9 @@ Result<std::vector<RecordedEvent>> LogBatch::Append(
       Status s = sink->Apply(r, *this);
       if (!s.ok()) return fail(s);
     }
-    appended_.push_back(r);
-    recorded.push_back(std::move(r));
   }
   PopSavePoint();
-  return recorded;
+  return std::span<const RecordedEvent>(appended_).subspan(first);
 }
 
 Status LogBatch::SealFor(const RecordedEvent& event,

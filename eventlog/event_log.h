@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -304,8 +305,10 @@ class LogBatch {
   // Appends events, checking each one's expected revision against the stream
   // (including earlier appends in this batch), assigns positions and
   // revisions, and applies every sink. On error nothing of this call remains.
-  Result<std::vector<RecordedEvent>> Append(
-      const std::vector<NewEvent>& events, const EventMeta& meta,
+  // Returns the recorded events as the batch holds them (no copy): valid
+  // until the batch's next Append, rollback or TakeAppended.
+  Result<std::span<const RecordedEvent>> Append(
+      std::vector<NewEvent> events, const EventMeta& meta,
       const std::function<std::string()>& new_event_id);
 
   // Reads an event as it would be after this batch commits (including the

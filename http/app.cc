@@ -1282,9 +1282,9 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
         }
         Decision<Message> d;
         CONVSTORE_ASSIGN_OR_RETURN(d, DecideAppendMessage(req, target, dctx));
-        std::vector<RecordedEvent> appended;
-        CONVSTORE_ASSIGN_OR_RETURN(appended,
-                                   batch.Append(d.events, meta, dctx.new_uuid));
+        std::span<const RecordedEvent> appended;
+        CONVSTORE_ASSIGN_OR_RETURN(
+            appended, batch.Append(std::move(d.events), meta, dctx.new_uuid));
         // The message as its read model rendered it: the same bytes GET
         // messages gives, and no second rendering on the writer.
         std::optional<std::string> rendered;

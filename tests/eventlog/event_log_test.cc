@@ -185,7 +185,8 @@ class EventLogTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     Status s = batch.Commit();
     EXPECT_TRUE(s.ok()) << s.ToString();
-    return r.ok() ? *r : std::vector<RecordedEvent>{};
+    return r.ok() ? std::vector<RecordedEvent>(r->begin(), r->end())
+                  : std::vector<RecordedEvent>{};
   }
 
   std::optional<uint64_t> Revision(std::string_view stream) {
@@ -197,7 +198,8 @@ class EventLogTest : public ::testing::Test {
   std::vector<RecordedEvent> ReadAll() {
     auto r = log_->ReadRange(1, 100000);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : std::vector<RecordedEvent>{};
+    return r.ok() ? std::vector<RecordedEvent>(r->begin(), r->end())
+                  : std::vector<RecordedEvent>{};
   }
 
   TempDir dir_;
