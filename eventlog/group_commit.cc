@@ -57,65 +57,90 @@ size_t GroupCommitWriter::queued() const {
   return queue_.size();
 }
 
+void GroupCommitWriter::SealOpenGroupLocked() {
+  // The group before is committed (its writes are in the store), so the
+  // open one no longer reads through it.
+  if (sealed_) retired_.push_back(std::move(sealed_));
+  open_->batch->Seal();
+  open_->batch->ClearBase();
+  sealed_ = std::move(open_);
+  committing_ = true;
+}
+
 void GroupCommitWriter::DecideLoop() {
-  std::unique_ptr<Group> open;  // being decided, on top of sealed_
   for (;;) {
     std::deque<Command> taken;
-    std::unique_ptr<Group> retired;
+    std::vector<std::unique_ptr<Group>> retired;
     bool wake_committer = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       auto can_take = [&] {
         return !queue_.empty() &&
-               (!open || open->commands.size() < options_.max_group);
+               (!open_ || open_->commands.size() < options_.max_group);
       };
-      auto can_seal = [&] { return open && !committing_; };
+      auto can_seal = [&] { return open_ && !committing_; };
       auto can_exit = [&] {
-        return stopping_ && queue_.empty() && !open && !committing_;
+        return stopping_ && queue_.empty() && !open_ && !committing_ &&
+               retired_.empty();
       };
-      decide_cv_.wait(lock,
-                      [&] { return can_take() || can_seal() || can_exit(); });
+      decide_cv_.wait(lock, [&] {
+        return can_take() || can_seal() || can_exit() || !retired_.empty();
+      });
       if (can_seal()) {
-        // The group before is committed (its writes are in the store), so
-        // the open one no longer reads through it.
-        retired = std::move(sealed_);
-        open->batch->Seal();
-        open->batch->ClearBase();
-        sealed_ = std::move(open);
-        committing_ = true;
+        SealOpenGroupLocked();
         wake_committer = true;  // once the lock is released
       } else if (can_exit()) {
         committer_exit_ = true;
         commit_cv_.notify_one();
         return;
       }
+      retired.swap(retired_);
       const size_t room =
-          options_.max_group - (open ? open->commands.size() : 0);
+          options_.max_group - (open_ ? open_->commands.size() : 0);
       const size_t n = std::min(queue_.size(), room);
       for (size_t i = 0; i < n; ++i) {
         taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      deciding_ = !taken.empty();
     }
     if (wake_committer) commit_cv_.notify_one();
-    if (retired) {
-      // Outside the lock: the committer is done with it.
-      if (retired->committed) {
-        cache_.Absorb(*retired->batch);
+    // Outside the lock: the committer is done with them. Each was told its
+    // result; the events of a committed one go to on_committed, in commit
+    // order.
+    for (std::unique_ptr<Group>& group : retired) {
+      if (group->committed) {
+        cache_.Absorb(*group->batch);
+        if (options_.on_committed) {
+          std::vector<RecordedEvent> events = group->batch->TakeAppended();
+          if (!events.empty()) options_.on_committed(std::move(events));
+        }
       } else {
         cache_.Clear();
       }
-      retired.reset();
     }
-    for (Command& command : taken) {
-      if (!open) {
-        // sealed_ changes only on this thread, so reading it here is safe.
-        open = std::make_unique<Group>();
-        open->batch = std::make_unique<LogBatch>(
+    retired.clear();
+    if (taken.empty()) continue;
+    for (auto it = taken.begin(); it != taken.end(); ++it) {
+      if (!open_) {
+        // sealed_ changes only while no command is being decided.
+        open_ = std::make_unique<Group>();
+        open_->batch = std::make_unique<LogBatch>(
             log_, sealed_ ? sealed_->batch.get() : nullptr, &cache_);
       }
-      Decide(*open, std::move(command));
+      Decide(*open_, std::move(*it));
+      if (!committing_.load(std::memory_order_relaxed) &&
+          std::next(it) != taken.end()) {
+        // The disk is idle: seal what is decided now, and decide the rest
+        // (back at the front of the queue, in order) into the next group.
+        std::lock_guard<std::mutex> lock(mu_);
+        queue_.insert(queue_.begin(), std::make_move_iterator(std::next(it)),
+                      std::make_move_iterator(taken.end()));
+        break;
+      }
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    deciding_ = false;
   }
 }
 
@@ -149,21 +174,32 @@ void GroupCommitWriter::Decide(Group& group, Command command) {
 }
 
 void GroupCommitWriter::CommitLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    Group* group = nullptr;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      commit_cv_.wait(
-          lock, [this] { return (sealed_ && committing_) || committer_exit_; });
-      if (!committing_) return;  // told to exit, nothing left to commit
-      group = sealed_.get();
-    }
+    commit_cv_.wait(lock, [this] { return committing_ || committer_exit_; });
+    if (!committing_) return;  // told to exit, nothing left to commit
+    Group* group = sealed_.get();
+    lock.unlock();
     Commit(*group);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      committing_ = false;
+    lock.lock();
+    committing_ = false;
+    // The next group goes to the disk at once when no command is being
+    // decided into it; waking the decider to seal it cost about 0.2 ms a
+    // group on a busy 2-core machine. Either way the decider is told: it
+    // takes the committed group, seals, or takes more commands.
+    // (While deciding_ is set, open_ is the decider's: not even read here.)
+    if (!deciding_) {
+      if (open_) {
+        SealOpenGroupLocked();
+      } else {
+        // No group reads through it: off to the decider, to be absorbed
+        // and freed.
+        retired_.push_back(std::move(sealed_));
+      }
     }
+    lock.unlock();
     decide_cv_.notify_one();
+    lock.lock();
   }
 }
 
@@ -189,14 +225,9 @@ void GroupCommitWriter::Commit(Group& group) {
     group.commands[i].done(group.results[i].ok() ? committed
                                                  : group.results[i]);
   }
-  // The batch may stay a while as the next group's base; what the commands
-  // hold (sessions, read models) is let go now.
-  group.commands.clear();
-  group.results.clear();
-  if (committed.ok() && options_.on_committed) {
-    std::vector<RecordedEvent> events = group.batch->TakeAppended();
-    if (!events.empty()) options_.on_committed(std::move(events));
-  }
+  // What is left (telling subscribers, and freeing the commands, their
+  // results and the batch: about 0.15 ms a group of 24 appends) is the
+  // decider's, once the group is retired, so the next commit starts now.
 }
 
 }  // namespace convstore

@@ -3,7 +3,10 @@
 // a second thread commits each group with one synced write, then calls every
 // Done. While a group commits, the next one is decided on top of it (its
 // batch reads through the committing one), so deciding and the fsync
-// overlap, and the next group grows for as long as the disk is busy.
+// overlap, and the next group grows for as long as the disk is busy. The
+// moment a commit ends, the next group is sealed: by the committer itself
+// when the decider is not adding to it, else by the decider after its
+// current command, so the disk is not left waiting on a thread wake-up.
 // Many concurrent clients thereby share one fsync, and no caller thread ever
 // waits on the disk. Submit is thread-safe; Work runs on the deciding
 // thread and Done on the committing one, so Done must only hand the result
@@ -44,8 +47,9 @@ class GroupCommitWriter {
   // Told the command's final status once its group is durable (or failed).
   using Done = std::function<void(const Status&)>;
 
-  // Told the events of each group once they are durable, on the committing
-  // thread, after the group's Done calls: it must only hand them off.
+  // Told the events of each group once they are durable, in commit order,
+  // after the group's Done calls, on the deciding thread: it must only hand
+  // them off.
   using Committed = std::function<void(std::vector<RecordedEvent> events)>;
 
   struct Options {
@@ -84,6 +88,10 @@ class GroupCommitWriter {
   void CommitLoop();
   void Decide(Group& group, Command command);
   void Commit(Group& group);
+  // Hands the open group to the committer (which must be idle) and retires
+  // the one it committed. Called with mu_ held, while no command is being
+  // decided into the open group.
+  void SealOpenGroupLocked();
 
   EventLog* log_;
   Options options_;
@@ -91,10 +99,18 @@ class GroupCommitWriter {
   std::condition_variable decide_cv_;  // queue, idle committer, stopping
   std::condition_variable commit_cv_;  // a sealed group, stopping
   std::deque<Command> queue_;
+  // The group being decided, on top of sealed_. Guarded by mu_, except that
+  // while deciding_ is set only the decider touches it.
+  std::unique_ptr<Group> open_;
+  bool deciding_ = false;
   // The group handed to the committer (sealed), and whether the committer
-  // is still at it. Guarded by mu_.
+  // is still at it. Guarded by mu_; committing_ is also read without it, as
+  // a hint, by the decider between commands.
   std::unique_ptr<Group> sealed_;
-  bool committing_ = false;
+  std::atomic<bool> committing_{false};
+  // Committed groups, oldest first, for the decider to absorb into cache_
+  // before it decides anything more. Guarded by mu_.
+  std::vector<std::unique_ptr<Group>> retired_;
   bool stopping_ = false;
   bool committer_exit_ = false;
   WriterStats stats_;
