@@ -242,6 +242,29 @@ TEST_F(ErrorsTest, UnknownRouteWithKeyIs404) {
                       "not_found_error"));
 }
 
+// A path is routed by its decoded segments: an escaped id reaches the same
+// conversation, and a 404 quotes the path decoded.
+TEST_F(ErrorsTest, EscapedPathSegmentsRouteAsTheirDecodedText) {
+  HttpResponse plain = client_.Get("/v1/conversations/" + conv_, alice_);
+  ASSERT_EQ(200u, plain.status) << plain.body;
+  // "c" is %63, "-" is %2D.
+  std::string escaped = conv_;
+  ASSERT_EQ('c', escaped[0]);
+  escaped.replace(0, 1, "%63");
+  const size_t dash = escaped.find('-');
+  ASSERT_NE(std::string::npos, dash);
+  escaped.replace(dash, 1, "%2D");
+  HttpResponse r = client_.Get("/v1/conversations/" + escaped, alice_);
+  ASSERT_EQ(200u, r.status) << r.body;
+  EXPECT_EQ(plain.body, r.body);
+
+  HttpResponse missing = client_.Get("/v1/n%6Fthing%20here", alice_);
+  EXPECT_TRUE(IsError(missing, 404, "not_found_error"));
+  EXPECT_NE(std::string::npos,
+            missing.body.find("No route for /v1/nothing here."))
+      << missing.body;
+}
+
 // The message quotes the path; percent-decoded bytes that are not UTF-8 must
 // not make the body invalid JSON (found by the request fuzzer).
 TEST_F(ErrorsTest, APathThatDecodesToInvalidUtf8GetsAValidErrorBody) {
