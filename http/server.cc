@@ -176,6 +176,9 @@ class Session : public std::enable_shared_from_this<Session> {
     net::async_write(
         stream_, message,
         [self = shared_from_this(), need_eof](beast::error_code ec, size_t) {
+          // An idle kept-alive connection holds no body (a long list's first
+          // chunk is up to 64 KiB).
+          self->body_bytes_ = std::string();
           self->AfterResponse(ec, need_eof);
         });
   }
