@@ -1,5 +1,6 @@
 #include "core/model_json.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "core/encoding.h"
@@ -113,6 +114,20 @@ json::object ConversationToJson(const Conversation& c,
   return o;
 }
 
+namespace {
+
+// Appends `s` quoted and escaped exactly as json::serialize writes a string:
+// Boost.JSON's serializer escapes it into a stack buffer, so rendering
+// allocates nothing but `out`.
+void AppendJsonString(json::serializer& sr, std::string_view s,
+                      std::string& out) {
+  sr.reset(json::string_view(s.data(), s.size()));
+  char buf[256];
+  while (!sr.done()) out.append(sr.read(buf));
+}
+
+}  // namespace
+
 RoomUrlTemplate::RoomUrlTemplate(std::string_view url_template,
                                  std::string_view livekit_url) {
   std::string filled(url_template);
@@ -129,6 +144,12 @@ RoomUrlTemplate::RoomUrlTemplate(std::string_view url_template,
     start = pos + kRoom.size();
   }
   pieces_.push_back(filled.substr(start));
+  json::serializer sr;
+  for (const std::string& piece : pieces_) {
+    std::string quoted;
+    AppendJsonString(sr, piece, quoted);
+    json_pieces_.push_back(quoted.substr(1, quoted.size() - 2));
+  }
 }
 
 std::string RoomUrlTemplate::Render(std::string_view room) const {
@@ -138,6 +159,28 @@ std::string RoomUrlTemplate::Render(std::string_view room) const {
     out.append(pieces_[i]);
   }
   return out;
+}
+
+void RoomUrlTemplate::AppendJson(std::string_view room,
+                                 std::string& out) const {
+  // Rooms are conversation ids, which need no escape; any other text takes
+  // the serializer's.
+  const bool plain = std::all_of(room.begin(), room.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\';
+  });
+  std::string escaped;
+  if (!plain) {
+    json::serializer sr;
+    AppendJsonString(sr, room, escaped);
+    room = std::string_view(escaped).substr(1, escaped.size() - 2);
+  }
+  out.push_back('"');
+  out.append(json_pieces_[0]);
+  for (size_t i = 1; i < json_pieces_.size(); ++i) {
+    out.append(room);
+    out.append(json_pieces_[i]);
+  }
+  out.push_back('"');
 }
 
 // Layout: six length-prefixed fields (4-byte big-endian length, then the
@@ -204,27 +247,11 @@ Result<ConversationListEntry> DecodeConversationListEntry(
   return e;
 }
 
-namespace {
-
-// Appends `s` quoted and escaped exactly as json::serialize writes a string:
-// Boost.JSON's serializer escapes it into a stack buffer, so rendering
-// allocates nothing but `out`.
-void AppendJsonString(json::serializer& sr, std::string_view s,
-                      std::string& out) {
-  sr.reset(json::string_view(s.data(), s.size()));
-  char buf[256];
-  while (!sr.done()) out.append(sr.read(buf));
-}
-
-}  // namespace
-
 void AppendConversationJson(const ConversationListEntry& entry,
-                            std::string_view room_url, std::string& out) {
-  out.reserve(out.size() + entry.json_head.size() + room_url.size() + 2 +
-              entry.json_tail.size());
+                            const RoomUrlTemplate& room_url,
+                            std::string_view room, std::string& out) {
   out.append(entry.json_head);
-  json::serializer sr;
-  AppendJsonString(sr, room_url, out);
+  room_url.AppendJson(room, out);
   out.append(entry.json_tail);
 }
 

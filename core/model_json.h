@@ -30,10 +30,16 @@ class RoomUrlTemplate {
  public:
   RoomUrlTemplate(std::string_view url_template, std::string_view livekit_url);
   std::string Render(std::string_view room) const;
+  // Appends Render(room) as a JSON string: the bytes json::serialize writes
+  // for it, with no URL built first (a list page renders one per item).
+  void AppendJson(std::string_view room, std::string& out) const;
 
  private:
   // The template with {livekit_url} filled in, split at each "{room}".
   std::vector<std::string> pieces_;
+  // The same pieces JSON-escaped, without quotes: escaping goes byte by
+  // byte, so the escaped URL is the escaped pieces and rooms joined.
+  std::vector<std::string> json_pieces_;
 };
 
 // The rendered form of a conversation, which the read models keep in the
@@ -57,9 +63,11 @@ std::string EncodeConversationListEntry(const Conversation& conversation,
 // Views into `bytes`, which must outlive the entry.
 Result<ConversationListEntry> DecodeConversationListEntry(
     std::string_view bytes);
-// Appends the same bytes as serializing ConversationToJson(c, room_url).
+// Appends the same bytes as serializing
+// ConversationToJson(c, room_url.Render(room)).
 void AppendConversationJson(const ConversationListEntry& entry,
-                            std::string_view room_url, std::string& out);
+                            const RoomUrlTemplate& room_url,
+                            std::string_view room, std::string& out);
 
 // {id, conversation_id, role, content, created_at}, serialized.
 std::string RenderMessage(const Message& message);

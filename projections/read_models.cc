@@ -33,9 +33,14 @@ constexpr char kCheckpointKey[] = "checkpoint";
 // forward scan (a reverse scan costs a skiplist search per step in the
 // memtable). Every item is indexed twice: under its owner, and under the
 // empty owner for admins, who list everyone's.
-std::string InvertBytes(std::string_view bytes) {
-  std::string out(bytes);
+void InvertBytesInto(std::string_view bytes, std::string& out) {
+  out.assign(bytes);
   for (char& c : out) c = static_cast<char>(~static_cast<unsigned char>(c));
+}
+
+std::string InvertBytes(std::string_view bytes) {
+  std::string out;
+  InvertBytesInto(bytes, out);
   return out;
 }
 
@@ -790,9 +795,9 @@ Status ReadModels::ScanNewestFirst(
   } else {
     it->Seek(prefix);
   }
+  std::string id;  // one buffer for every row's id
   for (; it->Valid() && HasPrefix(it->key(), prefix); it->Next()) {
-    const std::string id =
-        InvertBytes(it->key().ToStringView().substr(prefix.size()));
+    InvertBytesInto(it->key().ToStringView().substr(prefix.size()), id);
     bool more;
     CONVSTORE_ASSIGN_OR_RETURN(more, visit(id, it->value()));
     if (!more) break;
@@ -828,10 +833,13 @@ Result<Page<Versioned<Agent>>> ReadModels::ListAgents(
   return page;
 }
 
-Result<Page<std::string>> ReadModels::ListConversations(
+Result<RenderedPage> ReadModels::ListConversations(
     const ListQuery& query, const RoomUrlTemplate& room_url) const {
-  // The index's values are the list entries: a page needs no other read.
-  Page<std::string> page;
+  // The index's values are the list entries: a page needs no other read,
+  // and each item is written straight into the page's bytes.
+  RenderedPage page;
+  page.json.reserve(std::min<size_t>(query.limit, 100) * 512);
+  page.json.push_back('[');
   Status status = ScanNewestFirst(
       query, conversations_by_owner_, rocksdb::ReadOptions(),
       [&](std::string_view id, const rocksdb::Slice& value) -> Result<bool> {
@@ -842,16 +850,17 @@ Result<Page<std::string>> ReadModels::ListConversations(
             (query.status && entry.status != *query.status)) {
           return true;
         }
-        if (page.items.size() == query.limit) {
+        if (page.count == query.limit) {
           page.has_more = true;
           return false;
         }
-        std::string& item = page.items.emplace_back();
-        AppendConversationJson(entry, room_url.Render(id), item);
+        if (page.count++ > 0) page.json.push_back(',');
+        AppendConversationJson(entry, room_url, id, page.json);
         page.last_id = id;
         return true;
       });
   if (!status.ok()) return status;
+  page.json.push_back(']');
   return page;
 }
 

@@ -39,6 +39,15 @@ struct Page {
   std::string last_id;  // id of the last item (the next page's cursor)
 };
 
+// A page as the API sends it: one JSON array, written item by item straight
+// into its bytes.
+struct RenderedPage {
+  std::string json;
+  size_t count = 0;  // items in `json`
+  bool has_more = false;
+  std::string last_id;  // id of the last item (the next page's cursor)
+};
+
 // Streams a conversation's messages as a JSON array in bounded chunks, over a
 // consistent snapshot. Not thread-safe; one per response.
 class MessageStream {
@@ -149,9 +158,9 @@ class ReadModels : public EventSink,
       std::string_view id, const LogBatch* batch = nullptr) const;
 
   Result<Page<Versioned<Agent>>> ListAgents(const ListQuery& query) const;
-  // Rendered conversation objects, newest first, each with its room URL.
-  Result<Page<std::string>> ListConversations(
-      const ListQuery& query, const RoomUrlTemplate& room_url) const;
+  // Conversation objects, newest first, each with its room URL.
+  Result<RenderedPage> ListConversations(const ListQuery& query,
+                                         const RoomUrlTemplate& room_url) const;
 
   // Rendered message JSON objects, oldest first. `after` is a message id of
   // this conversation (400 if it is not one).

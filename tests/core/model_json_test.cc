@@ -62,6 +62,20 @@ TEST(RoomUrlTemplateTest, FillsTheLiveKitUrlAndEveryRoom) {
   EXPECT_EQ("r", RoomUrlTemplate("{room}", "").Render("r"));
 }
 
+TEST(RoomUrlTemplateTest, AppendsTheUrlAsTheJsonStringOfItsRendering) {
+  // Escapes in the template, in the LiveKit URL and in the room itself.
+  const RoomUrlTemplate t("{livekit_url}/r\\oom/{room}?\"q\"={room}\t",
+                          "wss://lk\u0001.test/caf\xC3\xA9");
+  for (std::string_view room :
+       {"conv-0189406c", "", "a\"b\\c", "tab\there\x7f", "\xC3\xA9\n"}) {
+    std::string out = "[";
+    t.AppendJson(room, out);
+    EXPECT_EQ("[" + boost::json::serialize(boost::json::string(t.Render(room))),
+              out)
+        << room;
+  }
+}
+
 Conversation SampleConversation() {
   Conversation c;
   c.id = "conv-0189406c-94c5-7000-8000-000000000001";
@@ -82,7 +96,8 @@ TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
     auto entry = DecodeConversationListEntry(stored);
     ASSERT_TRUE(entry.ok()) << entry.status().ToString();
     std::string out;
-    AppendConversationJson(*entry, url, out);
+    // A template without "{room}" renders as itself.
+    AppendConversationJson(*entry, RoomUrlTemplate(url, ""), c.id, out);
     EXPECT_EQ(boost::json::serialize(ConversationToJson(c, url)), out);
   }
   c.metadata.clear();
@@ -91,8 +106,8 @@ TEST(ConversationListEntryTest, RendersTheSameBytesAsTheObject) {
   auto entry = DecodeConversationListEntry(stored);
   ASSERT_TRUE(entry.ok());
   std::string out;
-  AppendConversationJson(*entry, "u", out);
-  EXPECT_EQ(boost::json::serialize(ConversationToJson(c, "u")), out);
+  AppendConversationJson(*entry, RoomUrlTemplate("u/{room}", ""), "r\"1", out);
+  EXPECT_EQ(boost::json::serialize(ConversationToJson(c, "u/r\"1")), out);
 }
 
 TEST(ConversationListEntryTest, CarriesWhatListsFilterOnAndAccessChecksNeed) {

@@ -1421,8 +1421,8 @@ TEST(ReadModelsTest, ShowWhatWasAppended) {
   auto convs = s.rm->ListConversations(
       bob, RoomUrlTemplate("{livekit_url}/room/{room}", "wss://lk"));
   ASSERT_TRUE(convs.ok());
-  ASSERT_EQ(convs->items.size(), 1u);
-  EXPECT_EQ(boost::json::parse(convs->items[0]).at("id").as_string(), kConv2);
+  ASSERT_EQ(convs->count, 1u);
+  EXPECT_EQ(boost::json::parse(convs->json).at(0).at("id").as_string(), kConv2);
   EXPECT_EQ(convs->last_id, kConv2);
   auto bobs_agents = s.rm->ListAgents(bob);
   ASSERT_TRUE(bobs_agents.ok());

@@ -323,8 +323,8 @@ TEST_F(GoldenLogTest, ReadModelsShowTheFinalState) {
   auto convs = rm_->ListConversations(
       alice, RoomUrlTemplate("{livekit_url}/room/{room}", "wss://lk"));
   ASSERT_TRUE(convs.ok());
-  ASSERT_EQ(convs->items.size(), 1u);
-  EXPECT_EQ(boost::json::parse(convs->items[0]).at("id").as_string(), kConv);
+  ASSERT_EQ(convs->count, 1u);
+  EXPECT_EQ(boost::json::parse(convs->json).at(0).at("id").as_string(), kConv);
   EXPECT_EQ(convs->last_id, kConv);
   ListQuery bob;
   bob.actor = Actor{kBob, false};
