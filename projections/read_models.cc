@@ -843,6 +843,7 @@ Result<RenderedPage> ReadModels::ListConversations(
   // The index's values are the list entries: a page needs no other read,
   // and each item is written straight into the page's bytes.
   RenderedPage page;
+  // About an item's size without metadata: most pages never reallocate.
   page.json.reserve(std::min<size_t>(query.limit, 100) * 512);
   page.json.push_back('[');
   Status status = ScanNewestFirst(
