@@ -1,7 +1,8 @@
 #include "core/model_json.h"
 
-#include <algorithm>
 #include <boost/json.hpp>
+#include <cstdint>
+#include <cstring>
 
 #include "core/encoding.h"
 
@@ -126,6 +127,32 @@ void AppendJsonString(json::serializer& sr, std::string_view s,
   while (!sr.done()) out.append(sr.read(buf));
 }
 
+// Whether json::serialize escapes any byte of `s` (a control byte, '"' or
+// '\\'). Eight bytes at a time: a list page asks it of every item's room,
+// and byte by byte it took about 6 instructions a byte.
+bool NeedsJsonEscape(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  // A byte of `v` is zero: (v - 1) borrows into its high bit, which ~v keeps.
+  const auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t v;
+    std::memcpy(&v, s.data() + i, 8);
+    // A byte below 0x20 borrows when 0x20 is taken from it; bytes of 0x80
+    // and up are masked out by ~v (they need no escape).
+    if (((v - kOnes * 0x20) & ~v & kHighs) || has_zero(v ^ (kOnes * '"')) ||
+        has_zero(v ^ (kOnes * '\\'))) {
+      break;  // something to escape here, or a false alarm: go byte by byte
+    }
+  }
+  for (; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 RoomUrlTemplate::RoomUrlTemplate(std::string_view url_template,
@@ -165,11 +192,8 @@ void RoomUrlTemplate::AppendJson(std::string_view room,
                                  std::string& out) const {
   // Rooms are conversation ids, which need no escape; any other text takes
   // the serializer's.
-  const bool plain = std::all_of(room.begin(), room.end(), [](char c) {
-    return static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\';
-  });
   std::string escaped;
-  if (!plain) {
+  if (NeedsJsonEscape(room)) {
     json::serializer sr;
     AppendJsonString(sr, room, escaped);
     room = std::string_view(escaped).substr(1, escaped.size() - 2);

@@ -76,6 +76,23 @@ TEST(RoomUrlTemplateTest, AppendsTheUrlAsTheJsonStringOfItsRendering) {
   }
 }
 
+TEST(RoomUrlTemplateTest, EscapesAByteThatNeedsItAtAnyOffsetOfALongRoom) {
+  const RoomUrlTemplate t("wss://lk/{room}", "");
+  // Bytes that need an escape, and their neighbours that do not.
+  for (char c : {'"', '\\', '\x01', '\x1f', '\0', ' ', '!', '#', '[', ']',
+                 '\x7f', '\x80', '\xff'}) {
+    for (size_t at = 0; at < 24; ++at) {
+      std::string room(24, 'a');
+      room[at] = c;
+      std::string out;
+      t.AppendJson(room, out);
+      EXPECT_EQ(boost::json::serialize(boost::json::string(t.Render(room))),
+                out)
+          << static_cast<int>(static_cast<unsigned char>(c)) << " at " << at;
+    }
+  }
+}
+
 Conversation SampleConversation() {
   Conversation c;
   c.id = "conv-0189406c-94c5-7000-8000-000000000001";
