@@ -127,6 +127,13 @@ void AppendJsonString(json::serializer& sr, std::string_view s,
   while (!sr.done()) out.append(sr.read(buf));
 }
 
+// `s` escaped as inside a JSON string, without the quotes.
+std::string JsonEscaped(json::serializer& sr, std::string_view s) {
+  std::string quoted;
+  AppendJsonString(sr, s, quoted);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
 // Whether json::serialize escapes any byte of `s` (a control byte, '"' or
 // '\\'). Eight bytes at a time: a list page asks it of every item's room,
 // and byte by byte it took about 6 instructions a byte.
@@ -173,9 +180,7 @@ RoomUrlTemplate::RoomUrlTemplate(std::string_view url_template,
   pieces_.push_back(filled.substr(start));
   json::serializer sr;
   for (const std::string& piece : pieces_) {
-    std::string quoted;
-    AppendJsonString(sr, piece, quoted);
-    json_pieces_.push_back(quoted.substr(1, quoted.size() - 2));
+    json_pieces_.push_back(JsonEscaped(sr, piece));
   }
 }
 
@@ -195,8 +200,8 @@ void RoomUrlTemplate::AppendJson(std::string_view room,
   std::string escaped;
   if (NeedsJsonEscape(room)) {
     json::serializer sr;
-    AppendJsonString(sr, room, escaped);
-    room = std::string_view(escaped).substr(1, escaped.size() - 2);
+    escaped = JsonEscaped(sr, room);
+    room = escaped;
   }
   out.push_back('"');
   out.append(json_pieces_[0]);
