@@ -328,6 +328,7 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
   CONVSTORE_ASSIGN_OR_RETURN(read_models, OpenActiveReadModels(*app->log_));
   app->log_->AddSink(read_models.get());
   app->read_models_.store(read_models);
+  app->decided_read_models_.store(read_models);
   app->keys_ = std::make_unique<ApiKeyStore>(app->log_.get());
   CONVSTORE_RETURN_IF_ERROR(app->keys_->Open());
   app->idempotency_ = std::make_unique<IdempotencyStore>(
@@ -374,7 +375,9 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
       ErasurePurger::Options{config.erasure_purge_interval,
                              config.erasure_purge_batch_interval});
   UserErasure::Hooks erasure_hooks;
-  erasure_hooks.read_models = [app = app.get()] { return app->read_models(); };
+  erasure_hooks.read_models = [app = app.get()] {
+    return app->decided_read_models();
+  };
   erasure_hooks.webhook_erased =
       [dispatcher = app->dispatcher_.get()](const std::string& id) {
         dispatcher->Removed(id);
@@ -395,7 +398,8 @@ Result<std::unique_ptr<App>> App::Open(const AppConfig& config) {
     retention.interval = config.retention_interval;
     retention.now_ms = config.retention_clock;
     app->retention_ = std::make_unique<RetentionSweeper>(
-        app->writer_.get(), [app = app.get()] { return app->read_models(); },
+        app->writer_.get(),
+        [app = app.get()] { return app->decided_read_models(); },
         std::move(retention));
     spdlog::info(
         "retention: completed and archived conversations unchanged for {} "
@@ -432,7 +436,7 @@ Status App::StartRebuild() {
   rebuild_ = RebuildStatus();
   rebuild_.state = "building";
   rebuild_.started_at_ms = NowMillis();
-  rebuild_.from_generation = read_models()->prefix();
+  rebuild_.from_generation = decided_read_models()->prefix();
   rebuild_.to_generation = NextGenerationPrefix(rebuild_.from_generation);
   rebuild_thread_ = std::thread([this] { RunRebuild(); });
   return Status();
@@ -442,7 +446,7 @@ Status App::StartRebuild() {
 // does the final catch-up and the switch as one writer command, so writes
 // pause only for that last step and reads are served throughout.
 void App::RunRebuild() {
-  std::shared_ptr<ReadModels> current = read_models();
+  std::shared_ptr<ReadModels> current = decided_read_models();
   const std::string next = NextGenerationPrefix(current->prefix());
   auto finish = [this](const Status& s) {
     std::lock_guard<std::mutex> lock(rebuild_mu_);
@@ -486,10 +490,18 @@ void App::RunRebuild() {
         // From here on, later commands (even in this group) decide against
         // and project into the new generation.
         log_->ReplaceSink(current.get(), target.get());
-        read_models_.store(target);
+        decided_read_models_.store(target);
         return Status();
       },
-      [switched](const Status& status) { switched->set_value(status); });
+      [this, target, switched](const Status& status) {
+        // Readers move only once this batch is durable: until then the new
+        // generation lacks the rows of the events it caught up on here,
+        // some of them acknowledged already (and if the commit fails, the
+        // log refuses writes and keeps the old generation on a restart).
+        // The commands after this one are answered after this runs.
+        if (status.ok()) read_models_.store(target);
+        switched->set_value(status);
+      });
   s = switched->get_future().get();
   finish(s);
   if (!s.ok()) return;
@@ -1001,8 +1013,8 @@ void App::Handlers::UpdateAgent(const RequestCtx& ctx, const std::string& id,
           LogBatch& batch, const DecideContext& dctx,
           const EventMeta& meta) -> Result<ApiResponse> {
         std::optional<Versioned<Agent>> cur;
-        CONVSTORE_ASSIGN_OR_RETURN(cur,
-                                   LoadAgent(*app_.read_models(), id, &batch));
+        CONVSTORE_ASSIGN_OR_RETURN(
+            cur, LoadAgent(*app_.decided_read_models(), id, &batch));
         Decision<Agent> d;
         CONVSTORE_ASSIGN_OR_RETURN(d,
                                    DecideUpdateAgent(req, cur, if_match, dctx));
@@ -1023,8 +1035,8 @@ void App::Handlers::DeleteAgent(const RequestCtx& ctx, const std::string& id,
       [this, id, if_match](LogBatch& batch, const DecideContext& dctx,
                            const EventMeta& meta) -> Result<ApiResponse> {
         std::optional<Versioned<Agent>> cur;
-        CONVSTORE_ASSIGN_OR_RETURN(cur,
-                                   LoadAgent(*app_.read_models(), id, &batch));
+        CONVSTORE_ASSIGN_OR_RETURN(
+            cur, LoadAgent(*app_.decided_read_models(), id, &batch));
         Decision<Agent> d;
         CONVSTORE_ASSIGN_OR_RETURN(d, DecideDeleteAgent(cur, if_match, dctx));
         CONVSTORE_RETURN_IF_ERROR(
@@ -1088,8 +1100,8 @@ void App::Handlers::CreateConversation(const RequestCtx& ctx, Respond respond) {
           LogBatch& batch, const DecideContext& dctx,
           const EventMeta& meta) -> Result<ApiResponse> {
         std::optional<Versioned<Agent>> agent;
-        CONVSTORE_ASSIGN_OR_RETURN(
-            agent, LoadAgent(*app_.read_models(), req.agent_id, &batch));
+        CONVSTORE_ASSIGN_OR_RETURN(agent, LoadAgent(*app_.decided_read_models(),
+                                                    req.agent_id, &batch));
         Result<Decision<Conversation>> d =
             DecideCreateConversation(req, agent, dctx);
         if (!d.ok()) {
@@ -1142,7 +1154,7 @@ void App::Handlers::UpdateConversation(const RequestCtx& ctx,
           const EventMeta& meta) -> Result<ApiResponse> {
         std::optional<Versioned<Conversation>> cur;
         CONVSTORE_ASSIGN_OR_RETURN(
-            cur, LoadConversation(*app_.read_models(), id, &batch));
+            cur, LoadConversation(*app_.decided_read_models(), id, &batch));
         Decision<Conversation> d;
         CONVSTORE_ASSIGN_OR_RETURN(
             d, DecideUpdateConversation(req, cur, if_match, dctx));
@@ -1162,7 +1174,7 @@ void App::Handlers::DeleteConversation(const RequestCtx& ctx,
                            const EventMeta& meta) -> Result<ApiResponse> {
         std::optional<Versioned<Conversation>> cur;
         CONVSTORE_ASSIGN_OR_RETURN(
-            cur, LoadConversation(*app_.read_models(), id, &batch));
+            cur, LoadConversation(*app_.decided_read_models(), id, &batch));
         Decision<Conversation> d;
         CONVSTORE_ASSIGN_OR_RETURN(
             d, DecideEraseConversation(cur, if_match, ErasureReason::kDeleted,
@@ -1210,8 +1222,9 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
                  const EventMeta&) -> Result<ApiResponse> {
         Versioned<Conversation> c;
         CONVSTORE_ASSIGN_OR_RETURN(
-            c, Visible(LoadConversation(*app_.read_models(), id, &batch),
-                       dctx.actor, "Conversation"));
+            c,
+            Visible(LoadConversation(*app_.decided_read_models(), id, &batch),
+                    dctx.actor, "Conversation"));
         if (c.value.status != ConversationStatus::kActive) {
           return Status::Conflict("Conversation is " +
                                       std::string(ToString(c.value.status)) +
@@ -1220,8 +1233,8 @@ void App::Handlers::NewToken(const RequestCtx& ctx, const std::string& id,
                                   "conversation_not_active");
         }
         std::optional<Versioned<Agent>> agent;
-        CONVSTORE_ASSIGN_OR_RETURN(
-            agent, app_.read_models()->GetAgent(c.value.agent_id, &batch));
+        CONVSTORE_ASSIGN_OR_RETURN(agent, app_.decided_read_models()->GetAgent(
+                                              c.value.agent_id, &batch));
         json::object body;
         body["room_name"] = c.value.id;
         body["room_url"] = room_url_.Render(c.value.id);
@@ -1284,7 +1297,8 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
         std::optional<std::string> bytes;
         if (IsConversationId(id)) {
           CONVSTORE_ASSIGN_OR_RETURN(
-              bytes, app_.read_models()->GetConversationEntry(id, &batch));
+              bytes,
+              app_.decided_read_models()->GetConversationEntry(id, &batch));
         }
         std::optional<AppendTarget> target;
         if (bytes) {
@@ -1304,8 +1318,8 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
         std::optional<std::string> rendered;
         CONVSTORE_ASSIGN_OR_RETURN(
             rendered,
-            app_.read_models()->GetMessageIn(batch, d.result.conversation_id,
-                                             appended.back().revision));
+            app_.decided_read_models()->GetMessageIn(
+                batch, d.result.conversation_id, appended.back().revision));
         if (!rendered) {
           return Status::Internal("the appended message has no row");
         }

@@ -113,8 +113,15 @@ class App {
   void WaitForLongReads(std::chrono::milliseconds limit);
 
   EventLog& log() { return *log_; }
-  // The read models in use; an online rebuild swaps them.
+  // The read models served to readers; an online rebuild swaps them in
+  // once its last step is durable.
   std::shared_ptr<ReadModels> read_models() const { return read_models_.load(); }
+  // The read models commands decide against and project into (inside the
+  // writer's commands): an online rebuild swaps them as its last step is
+  // decided, so the commands after it in the same group use them too.
+  std::shared_ptr<ReadModels> decided_read_models() const {
+    return decided_read_models_.load();
+  }
   const WriterStats& writer_stats() const { return writer_->stats(); }
 
  private:
@@ -126,6 +133,7 @@ class App {
   // Stops (cancelling a purge under way) before the log closes.
   std::unique_ptr<ErasurePurger> purger_;
   std::atomic<std::shared_ptr<ReadModels>> read_models_;
+  std::atomic<std::shared_ptr<ReadModels>> decided_read_models_;
   std::unique_ptr<ApiKeyStore> keys_;
   std::unique_ptr<IdempotencyStore> idempotency_;
   std::unique_ptr<WebhookStore> webhooks_;

@@ -424,6 +424,14 @@ TEST_F(ProjectionsTest, OnlineRebuildUnderConcurrentWritesAndReadsSwapsInAFreshG
     std::lock_guard<std::mutex> lock(mu);
     acked[convs[w]].push_back(Str(r.json(), "id"));
   };
+  // The last two messages acknowledged in `conv`, if there are two.
+  auto last_two = [&](const std::string& conv)
+      -> std::optional<std::pair<std::string, std::string>> {
+    std::lock_guard<std::mutex> lock(mu);
+    const std::vector<std::string>& ids = acked[conv];
+    if (ids.size() < 2) return std::nullopt;
+    return std::pair{ids[ids.size() - 2], ids.back()};
+  };
 
   // Preload so that the rebuild has real work to do.
   {
@@ -448,15 +456,24 @@ TEST_F(ProjectionsTest, OnlineRebuildUnderConcurrentWritesAndReadsSwapsInAFreshG
   for (int rdr = 0; rdr < 2; ++rdr) {
     threads.Add([&, rdr] {
       HttpClient c(port);
-      for (int i = 0; i < 5000 && !stop; ++i) {
+      // Until the writers are done (bounded: they are).
+      for (int i = 0; i < 100000 && !stop; ++i) {
         const std::string& conv = convs[(i + rdr) % convs.size()];
-        std::string target = i % 3 == 0   ? "/v1/conversations/" + conv
-                             : i % 3 == 1 ? "/v1/conversations/" + conv +
-                                                "/messages?limit=50"
-                                          : std::string("/v1/conversations");
+        // Every message acknowledged is read back, also while the rebuild
+        // switches generations: the one acknowledged last (before the GET
+        // is sent) follows the one before it.
+        std::optional<std::pair<std::string, std::string>> acked_last;
+        if (i % 3 == 1) acked_last = last_two(conv);
+        std::string target =
+            i % 3 == 0   ? "/v1/conversations/" + conv
+            : acked_last ? "/v1/conversations/" + conv +
+                               "/messages?limit=1&after=" + acked_last->first
+            : i % 3 == 1 ? "/v1/conversations/" + conv + "/messages?limit=50"
+                         : std::string("/v1/conversations");
         HttpResponse r = c.Get(target, store_.user_key);
         ++reads;
-        if (r.status != 200) {
+        if (r.status != 200 || (acked_last && r.body.find(acked_last->second) ==
+                                                  std::string::npos)) {
           ++read_failures;
           note_failure("GET " + target + ": " + std::to_string(r.status) + " " +
                        r.body);
