@@ -130,10 +130,6 @@ uint64_t DecodePositionKey(std::string_view key) { return DecodeU64(key); }
 
 namespace {
 
-// Buckets of the streams memtable's hash (8 bytes each, from the memtable's
-// own budget): about as many as streams written between two flushes.
-constexpr size_t kStreamsMemtableBuckets = 1 << 16;
-
 // The log's own column families' options beyond the shared ones.
 void TuneLogColumnFamily(std::string_view name,
                          rocksdb::ColumnFamilyOptions& options) {
@@ -149,9 +145,9 @@ void TuneLogColumnFamily(std::string_view name,
     // with its assertions on, which re-check the whole splice), a skip list
     // per stream about 10. Hashing on the whole key gives each stream its
     // own. Scans of all streams must ask for total order.
-    options.prefix_extractor.reset(rocksdb::NewNoopTransform());
-    options.memtable_factory.reset(
-        rocksdb::NewHashSkipListRepFactory(kStreamsMemtableBuckets));
+    UseMemtablePerPrefix(options,
+                         std::shared_ptr<const rocksdb::SliceTransform>(
+                             rocksdb::NewNoopTransform()));
   } else if (name == kDataKeysCf) {
     // A subject's key is written once and read on each of its appends,
     // mostly from the tables by then: a memtable bloom filter skips the
@@ -162,6 +158,18 @@ void TuneLogColumnFamily(std::string_view name,
 }
 
 }  // namespace
+
+void UseMemtablePerPrefix(
+    rocksdb::ColumnFamilyOptions& options,
+    std::shared_ptr<const rocksdb::SliceTransform> prefix) {
+  // Buckets of the hash (8 bytes each, from the memtable's own budget):
+  // about as many as prefixes written between two flushes.
+  constexpr size_t kBuckets = 1 << 16;
+  options.prefix_extractor = std::move(prefix);
+  options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(kBuckets));
+  // A hint is kept only by the one big skip list.
+  options.memtable_insert_with_hint_prefix_extractor.reset();
+}
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(
     const std::string& dir, const EventLogOptions& options) {

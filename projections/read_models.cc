@@ -331,7 +331,10 @@ void ReadModels::TuneColumnFamily(std::string_view name,
     options.memtable_insert_with_hint_prefix_extractor =
         std::make_shared<ConversationOfMessageKey>();
     // And the prefix of scans of one conversation (OneConversationsMessages),
-    // filtered in the memtables and the table files.
+    // filtered in the memtables and the table files. (Not a skip list per
+    // conversation, UseMemtablePerPrefix: those are short ones, four levels,
+    // and an active conversation's hundreds of rows took as many key
+    // comparisons to insert into one as the hint saves.)
     options.prefix_extractor =
         options.memtable_insert_with_hint_prefix_extractor;
     options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
@@ -346,9 +349,11 @@ void ReadModels::TuneColumnFamily(std::string_view name,
       options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     }
   } else if (table == kMessageIdsCf) {
-    // Message ids are UUIDv7s: they grow with time, like log positions.
-    options.memtable_insert_with_hint_prefix_extractor.reset(
-        rocksdb::NewFixedPrefixTransform(0));
+    // Only looked up one id at a time (and deleted with their conversation):
+    // hashed on the whole id, each gets its own short skip list.
+    UseMemtablePerPrefix(options,
+                         std::shared_ptr<const rocksdb::SliceTransform>(
+                             rocksdb::NewNoopTransform()));
   } else if (table == kConversationsCf) {
     // Each append reads its conversation, written once at its creation and
     // in the tables by then.
