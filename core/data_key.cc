@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <memory>
+#include <stdexcept>
 
 #include "core/model.h"
 
@@ -19,11 +20,16 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 // (OpenSSL 3 then looks it up in its provider store again), costs more than
 // sealing a short message.
 EVP_CIPHER_CTX* ThreadCipherCtx() {
-  thread_local CipherCtx ctx = [] {
+  thread_local CipherCtx ctx;
+  if (ctx == nullptr) {
+    // Null only when OpenSSL could not allocate (then tried again on the
+    // next call): Seal throws, Open reports corruption.
     CipherCtx c(EVP_CIPHER_CTX_new());
-    EVP_CipherInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, 1);
-    return c;
-  }();
+    if (c != nullptr && EVP_CipherInit_ex(c.get(), EVP_aes_256_gcm(), nullptr,
+                                          nullptr, nullptr, 1) == 1) {
+      ctx = std::move(c);
+    }
+  }
   return ctx.get();
 }
 
@@ -40,15 +46,22 @@ std::string SealWithDataKey(const DataKey& key, const DataNonce& nonce,
   std::copy(nonce.begin(), nonce.end(), dst);
   EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   int len = 0;
-  // With a valid key, nonce and buffers, AES-GCM encryption cannot fail.
-  EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), nonce.data());
-  EVP_EncryptUpdate(ctx, nullptr, &len, Bytes(aad),
-                    static_cast<int>(aad.size()));
-  EVP_EncryptUpdate(ctx, dst + kDataNonceBytes, &len, Bytes(plaintext),
-                    static_cast<int>(plaintext.size()));
-  EVP_EncryptFinal_ex(ctx, dst + kDataNonceBytes + len, &len);
-  EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kDataTagBytes,
-                      dst + kDataNonceBytes + plaintext.size());
+  // With a valid key, nonce and buffers, AES-GCM encryption fails only
+  // when OpenSSL cannot allocate. Then no half-sealed payload may reach
+  // the log: the writer turns the exception into a failed command (500)
+  // and rolls its batch back.
+  const bool ok =
+      ctx != nullptr &&
+      EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), nonce.data()) ==
+          1 &&
+      EVP_EncryptUpdate(ctx, nullptr, &len, Bytes(aad),
+                        static_cast<int>(aad.size())) == 1 &&
+      EVP_EncryptUpdate(ctx, dst + kDataNonceBytes, &len, Bytes(plaintext),
+                        static_cast<int>(plaintext.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx, dst + kDataNonceBytes + len, &len) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kDataTagBytes,
+                          dst + kDataNonceBytes + plaintext.size()) == 1;
+  if (!ok) throw std::runtime_error("AES-GCM sealing failed (OpenSSL)");
   return out;
 }
 
@@ -62,6 +75,7 @@ Result<std::string> OpenWithDataKey(const DataKey& key, std::string_view aad,
   EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   int len = 0;
   bool ok =
+      ctx != nullptr &&
       EVP_DecryptInit_ex(ctx, nullptr, nullptr, key.data(), Bytes(sealed)) ==
           1 &&
       EVP_DecryptUpdate(ctx, nullptr, &len, Bytes(aad),
