@@ -125,16 +125,17 @@ struct EventMeta {
 inline constexpr double kMemtableBloomRatio = 0.01;
 
 // For a column family whose keys are written in many small runs, one per
-// `prefix` (a stream's revisions, a message id): a memtable of one short
-// skip list per prefix, found by hash, instead of one skip list of every
-// row. Debian's librocksdb is built with its assertions on, which re-check
-// every level of the one big skip list on each insert (about 18 key
-// comparisons, 3,400 instructions; a message id, alone in its short list,
-// takes about 1,000). Not for long runs: the short lists have four levels,
-// so a prefix with hundreds of rows costs as much again. Sets the column
-// family's prefix_extractor to `prefix`: iterators see only the prefix they
-// seek to unless they ask for total order (WholeTableReadOptions), and
-// those pay for sorting the memtable.
+// `prefix` (a stream's revisions): a memtable of one short skip list per
+// prefix, found by hash, instead of one skip list of every row. Debian's
+// librocksdb is built with its assertions on, which re-check every level of
+// the one big skip list on each insert (about 18 key comparisons). Not for
+// long runs: the short lists have four levels, so a prefix with hundreds of
+// rows costs as much again. Nor for many prefixes of one row each (message
+// ids): a flush sorts every row into a new skip list, which costs more than
+// the inserts saved (convstore_bench_memtable). Sets the column family's
+// prefix_extractor to `prefix`: iterators see only the prefix they seek to
+// unless they ask for total order (WholeTableReadOptions), and those pay for
+// sorting the memtable.
 void UseMemtablePerPrefix(
     rocksdb::ColumnFamilyOptions& options,
     std::shared_ptr<const rocksdb::SliceTransform> prefix);

@@ -1853,10 +1853,11 @@ TEST(ReadModelsColumnFamilyTest, TablesCreatedLaterGetTheTunedOptions) {
     };
     EXPECT_NE(opts("messages").memtable_insert_with_hint_prefix_extractor,
               nullptr);
-    // Message ids: a short skip list per id, found by hash.
-    EXPECT_STREQ("HashSkipListRepFactory",
+    // Message ids: one skip list, each insert from where the last went.
+    EXPECT_STREQ("SkipListFactory",
                  opts("message_ids").memtable_factory->Name());
-    EXPECT_NE(opts("message_ids").prefix_extractor, nullptr);
+    EXPECT_NE(opts("message_ids").memtable_insert_with_hint_prefix_extractor,
+              nullptr);
     EXPECT_GT(opts("conversations").memtable_prefix_bloom_size_ratio, 0);
     EXPECT_EQ(opts("agents").memtable_insert_with_hint_prefix_extractor,
               nullptr);
