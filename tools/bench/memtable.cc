@@ -9,17 +9,16 @@
 #include <rocksdb/db.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
-#include <unistd.h>
 
 #include <array>
-#include <cstdlib>
-#include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 
 #include "core/ids.h"
 #include "eventlog/event_log.h"
 #include "projections/read_models.h"
+#include "tools/store_access.h"
 
 namespace convstore {
 namespace {
@@ -77,12 +76,9 @@ void InsertAndFlush(benchmark::State& state, Table table, Layout layout) {
   std::string key, value;
   for (auto _ : state) {
     state.PauseTiming();
-    std::string dir =
-        (std::filesystem::temp_directory_path() / "convstore-bench-memtable-")
-            .string() +
-        std::to_string(getpid());
-    std::filesystem::remove_all(dir);
-    auto log = EventLog::Open(dir, options);
+    std::optional<tools::ScratchDir> scratch;
+    scratch.emplace("bench-memtable");
+    auto log = EventLog::Open(scratch->path() + "/data", options);
     if (!log.ok()) {
       state.SkipWithError(log.status().ToString().c_str());
       return;
@@ -103,8 +99,8 @@ void InsertAndFlush(benchmark::State& state, Table table, Layout layout) {
     }
     db->Flush(rocksdb::FlushOptions(), cf).PermitUncheckedError();
     state.PauseTiming();
-    log->reset();
-    std::filesystem::remove_all(dir);
+    log->reset();  // closed before its directory goes
+    scratch.reset();
     state.ResumeTiming();
   }
   // Seconds per row, printed as ns (the flush runs on RocksDB's thread,
