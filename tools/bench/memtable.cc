@@ -120,8 +120,10 @@ void RegisterAll() {
       benchmark::RegisterBenchmark(
           (std::string("BM_InsertAndFlush/") + table_name + "/" + layout_name)
               .c_str(),
-          [table, layout](benchmark::State& state) {
-            InsertAndFlush(state, table, layout);
+          // By init-capture: clang before 16 cannot capture a structured
+          // binding.
+          [t = table, l = layout](benchmark::State& state) {
+            InsertAndFlush(state, t, l);
           })
           ->Iterations(3)
           ->UseRealTime()
