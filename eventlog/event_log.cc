@@ -145,9 +145,7 @@ void TuneLogColumnFamily(std::string_view name,
     // with its assertions on, which re-check the whole splice), a skip list
     // per stream about 10. Hashing on the whole key gives each stream its
     // own. Scans of all streams must ask for total order.
-    UseMemtablePerPrefix(options,
-                         std::shared_ptr<const rocksdb::SliceTransform>(
-                             rocksdb::NewNoopTransform()));
+    UseMemtablePerKey(options);
   } else if (name == kDataKeysCf) {
     // A subject's key is written once and read on each of its appends,
     // mostly from the tables by then: a memtable bloom filter skips the
@@ -159,13 +157,11 @@ void TuneLogColumnFamily(std::string_view name,
 
 }  // namespace
 
-void UseMemtablePerPrefix(
-    rocksdb::ColumnFamilyOptions& options,
-    std::shared_ptr<const rocksdb::SliceTransform> prefix) {
+void UseMemtablePerKey(rocksdb::ColumnFamilyOptions& options) {
   // Buckets of the hash (8 bytes each, from the memtable's own budget):
-  // about as many as prefixes written between two flushes.
+  // about as many as keys written between two flushes.
   constexpr size_t kBuckets = 1 << 16;
-  options.prefix_extractor = std::move(prefix);
+  options.prefix_extractor.reset(rocksdb::NewNoopTransform());
   options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(kBuckets));
   // A hint is kept only by the one big skip list.
   options.memtable_insert_with_hint_prefix_extractor.reset();

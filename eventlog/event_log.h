@@ -124,21 +124,17 @@ struct EventMeta {
 // the memtable, that skips the memtable search for keys it does not hold.
 inline constexpr double kMemtableBloomRatio = 0.01;
 
-// For a column family whose keys are written in many small runs, one per
-// `prefix` (a stream's revisions): a memtable of one short skip list per
-// prefix, found by hash, instead of one skip list of every row. Debian's
-// librocksdb is built with its assertions on, which re-check every level of
-// the one big skip list on each insert (about 18 key comparisons). Not for
-// long runs: the short lists have four levels, so a prefix with hundreds of
-// rows costs as much again. Nor for many prefixes of one row each (message
-// ids): a flush sorts every row into a new skip list, which costs more than
-// the inserts saved (convstore_bench_memtable). Sets the column family's
-// prefix_extractor to `prefix`: iterators see only the prefix they seek to
-// unless they ask for total order (WholeTableReadOptions), and those pay for
-// sorting the memtable.
-void UseMemtablePerPrefix(
-    rocksdb::ColumnFamilyOptions& options,
-    std::shared_ptr<const rocksdb::SliceTransform> prefix);
+// For a column family whose keys are each rewritten many times between two
+// flushes (a stream's revision): a memtable of one short skip list per key,
+// found by hash, instead of one skip list of every row. Debian's librocksdb
+// is built with its assertions on, which re-check every level of the one
+// big skip list on each insert (about 18 key comparisons). Not for keys
+// written once each (message ids): a flush sorts every row into a new skip
+// list, which costs more than the inserts saved (convstore_bench_memtable).
+// Sets the column family's prefix_extractor to the whole key: iterators see
+// only the key they seek to unless they ask for total order
+// (WholeTableReadOptions), and those pay for sorting the memtable.
+void UseMemtablePerKey(rocksdb::ColumnFamilyOptions& options);
 
 struct EventLogOptions {
   // Column families the caller (projections, auth) keeps beside the log.

@@ -1335,8 +1335,8 @@ CfDump DumpReadModels(const EventLog& log) {
     EXPECT_NE(cf, nullptr) << name;
     if (cf == nullptr) continue;
     auto& rows = out[name];
-    // Total order: a table hashed by prefix in its memtable (message ids)
-    // is otherwise iterated one prefix at a time.
+    // Total order, as verify reads: a table with a prefix extractor may
+    // otherwise be iterated one prefix at a time.
     std::unique_ptr<rocksdb::Iterator> it(
         log.db()->NewIterator(WholeTableReadOptions(), cf));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
