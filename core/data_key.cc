@@ -3,7 +3,6 @@
 #include <openssl/evp.h>
 
 #include <memory>
-#include <stdexcept>
 
 #include "core/model.h"
 
@@ -23,7 +22,7 @@ EVP_CIPHER_CTX* ThreadCipherCtx() {
   thread_local CipherCtx ctx;
   if (ctx == nullptr) {
     // Null only when OpenSSL could not allocate (then tried again on the
-    // next call): Seal throws, Open reports corruption.
+    // next call): Seal reports an internal error, Open corruption.
     CipherCtx c(EVP_CIPHER_CTX_new());
     if (c != nullptr && EVP_CipherInit_ex(c.get(), EVP_aes_256_gcm(), nullptr,
                                           nullptr, nullptr, 1) == 1) {
@@ -39,8 +38,9 @@ const unsigned char* Bytes(std::string_view s) {
 
 }  // namespace
 
-std::string SealWithDataKey(const DataKey& key, const DataNonce& nonce,
-                            std::string_view aad, std::string_view plaintext) {
+Result<std::string> SealWithDataKey(const DataKey& key, const DataNonce& nonce,
+                                    std::string_view aad,
+                                    std::string_view plaintext) {
   std::string out(kDataNonceBytes + plaintext.size() + kDataTagBytes, '\0');
   auto* dst = reinterpret_cast<unsigned char*>(out.data());
   std::copy(nonce.begin(), nonce.end(), dst);
@@ -48,8 +48,7 @@ std::string SealWithDataKey(const DataKey& key, const DataNonce& nonce,
   int len = 0;
   // With a valid key, nonce and buffers, AES-GCM encryption fails only
   // when OpenSSL cannot allocate. Then no half-sealed payload may reach
-  // the log: the writer turns the exception into a failed command (500)
-  // and rolls its batch back.
+  // the log: the command fails (500) and the writer rolls its batch back.
   const bool ok =
       ctx != nullptr &&
       EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), nonce.data()) ==
@@ -61,7 +60,7 @@ std::string SealWithDataKey(const DataKey& key, const DataNonce& nonce,
       EVP_EncryptFinal_ex(ctx, dst + kDataNonceBytes + len, &len) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kDataTagBytes,
                           dst + kDataNonceBytes + plaintext.size()) == 1;
-  if (!ok) throw std::runtime_error("AES-GCM sealing failed (OpenSSL)");
+  if (!ok) return Status::Internal("AES-GCM sealing failed (OpenSSL)");
   return out;
 }
 

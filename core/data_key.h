@@ -24,10 +24,11 @@ using DataNonce = std::array<uint8_t, kDataNonceBytes>;
 
 // nonce | ciphertext | 16-byte tag. `aad` is authenticated, not stored: the
 // same aad must be given to open it (it binds the bytes to their place).
-// A nonce must never repeat under one key. Throws std::runtime_error only
-// when OpenSSL cannot allocate (never returns a half-sealed payload).
-std::string SealWithDataKey(const DataKey& key, const DataNonce& nonce,
-                            std::string_view aad, std::string_view plaintext);
+// A nonce must never repeat under one key. Internal only when OpenSSL
+// cannot allocate (never a half-sealed payload).
+Result<std::string> SealWithDataKey(const DataKey& key, const DataNonce& nonce,
+                                    std::string_view aad,
+                                    std::string_view plaintext);
 // The plaintext; Corruption when `sealed` was not sealed with this key and
 // aad, or was changed since.
 Result<std::string> OpenWithDataKey(const DataKey& key, std::string_view aad,

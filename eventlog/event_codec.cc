@@ -421,41 +421,23 @@ std::string BufferBytes(const FlatBufferBuilder& b) {
                      b.GetSize());
 }
 
-}  // namespace
-
-std::string EncodeEvent(const RecordedEvent& event, const PayloadSeal* seal) {
+// The envelope around the payload in the clear, or around `sealed` bytes
+// that hold a payload of type `sealed_type`.
+std::string EncodeEnvelope(const RecordedEvent& event,
+                           const std::string* sealed,
+                           fbs::Payload sealed_type) {
   FlatBufferBuilder b(SizeHint(event));
   PayloadBuilder pb{b};
   Offset<void> payload;
-  Offset<flatbuffers::Vector<uint8_t>> sealed;
-  if (seal == nullptr) {
+  Offset<flatbuffers::Vector<uint8_t>> sealed_vector;
+  if (sealed == nullptr) {
     payload = std::visit(pb, event.payload);
   } else {
-    // The payload alone, in an envelope of its own, sealed.
-    FlatBufferBuilder inner(SizeHint(event));
-    PayloadBuilder ipb{inner};
-    Offset<void> inner_payload = std::visit(ipb, event.payload);
-    // Who wrote it, and the client's idempotency key, are sealed too: they
-    // may name a person.
-    auto actor = inner.CreateString(event.actor);
-    auto key = event.idempotency_key.empty()
-                   ? Offset<flatbuffers::String>()
-                   : inner.CreateString(event.idempotency_key);
-    fbs::EventEnvelopeBuilder eb(inner);
-    eb.add_actor(actor);
-    if (!key.IsNull()) eb.add_idempotency_key(key);
-    eb.add_payload_type(ipb.type);
-    eb.add_payload(inner_payload);
-    fbs::FinishEventEnvelopeBuffer(inner, eb.Finish());
-    const std::string sealed_bytes = SealWithDataKey(
-        seal->key, seal->nonce, SealAad(event.position, event.stream),
-        BufferBytes(inner));
-    sealed =
-        b.CreateVector(reinterpret_cast<const uint8_t*>(sealed_bytes.data()),
-                       sealed_bytes.size());
-    pb.type = ipb.type;
+    sealed_vector = b.CreateVector(
+        reinterpret_cast<const uint8_t*>(sealed->data()), sealed->size());
+    pb.type = sealed_type;
   }
-  const bool clear = seal == nullptr;
+  const bool clear = sealed == nullptr;
   auto env = fbs::CreateEventEnvelope(
       b, event.position, b.CreateString(event.stream), event.revision,
       b.CreateString(event.event_id), event.recorded_at_ms,
@@ -463,9 +445,41 @@ std::string EncodeEvent(const RecordedEvent& event, const PayloadSeal* seal) {
       !clear || event.idempotency_key.empty()
           ? Offset<flatbuffers::String>()
           : b.CreateString(event.idempotency_key),
-      pb.type, payload, sealed);
+      pb.type, payload, sealed_vector);
   fbs::FinishEventEnvelopeBuffer(b, env);
   return BufferBytes(b);
+}
+
+}  // namespace
+
+std::string EncodeEvent(const RecordedEvent& event) {
+  return EncodeEnvelope(event, nullptr, fbs::Payload::NONE);
+}
+
+Result<std::string> EncodeSealedEvent(const RecordedEvent& event,
+                                      const PayloadSeal& seal) {
+  // The payload alone, in an envelope of its own, sealed.
+  FlatBufferBuilder inner(SizeHint(event));
+  PayloadBuilder ipb{inner};
+  Offset<void> inner_payload = std::visit(ipb, event.payload);
+  // Who wrote it, and the client's idempotency key, are sealed too: they
+  // may name a person.
+  auto actor = inner.CreateString(event.actor);
+  auto key = event.idempotency_key.empty()
+                 ? Offset<flatbuffers::String>()
+                 : inner.CreateString(event.idempotency_key);
+  fbs::EventEnvelopeBuilder eb(inner);
+  eb.add_actor(actor);
+  if (!key.IsNull()) eb.add_idempotency_key(key);
+  eb.add_payload_type(ipb.type);
+  eb.add_payload(inner_payload);
+  fbs::FinishEventEnvelopeBuffer(inner, eb.Finish());
+  std::string sealed;
+  CONVSTORE_ASSIGN_OR_RETURN(
+      sealed, SealWithDataKey(seal.key, seal.nonce,
+                              SealAad(event.position, event.stream),
+                              BufferBytes(inner)));
+  return EncodeEnvelope(event, &sealed, ipb.type);
 }
 
 Result<RecordedEvent> DecodeEvent(std::string_view bytes,

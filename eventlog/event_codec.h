@@ -25,9 +25,12 @@ struct PayloadSeal {
 using DataKeyLookup =
     std::function<Result<std::optional<DataKey>>(std::string_view subject)>;
 
-// With a seal, the payload is stored sealed (its type stays readable).
-std::string EncodeEvent(const RecordedEvent& event,
-                        const PayloadSeal* seal = nullptr);
+// The envelope with its payload in the clear.
+std::string EncodeEvent(const RecordedEvent& event);
+// The envelope with its payload sealed (its type stays readable). Internal
+// only when sealing fails (OpenSSL cannot allocate).
+Result<std::string> EncodeSealedEvent(const RecordedEvent& event,
+                                      const PayloadSeal& seal);
 // A sealed payload is opened with the key `keys` gives for its stream's
 // subject. Without `keys`, or when the key is gone, the event decodes with
 // erased = true and an empty payload of its type.

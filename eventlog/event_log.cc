@@ -836,8 +836,13 @@ Result<std::span<const RecordedEvent>> LogBatch::Append(
     std::optional<PayloadSeal> seal;
     auto sealed = SealFor(r, seal);
     if (!sealed.ok()) return fail(sealed);
-    Put(events_cf, EncodeU64(r.position),
-        EncodeEvent(r, seal ? &*seal : nullptr));
+    if (seal) {
+      auto encoded = EncodeSealedEvent(r, *seal);
+      if (!encoded.ok()) return fail(encoded.status());
+      Put(events_cf, EncodeU64(r.position), *encoded);
+    } else {
+      Put(events_cf, EncodeU64(r.position), EncodeEvent(r));
+    }
     Put(streams_cf, r.stream, EncodeU64(r.revision));
     for (EventSink* sink : log_->sinks_) {
       Status s = sink->Apply(r, *this);

@@ -160,8 +160,11 @@ Status IdempotencyStore::Put(LogBatch& batch, std::string_view user,
   } else {
     DataNonce nonce;
     PooledRandomBytes(nonce.data(), nonce.size());
-    stored.body = Base64UrlEncode(
+    std::string sealed;
+    CONVSTORE_ASSIGN_OR_RETURN(
+        sealed,
         SealWithDataKey(*data_key, nonce, ScopedKey(user, key), response.body));
+    stored.body = Base64UrlEncode(sealed);
   }
   batch.Put(cf_, ScopedKey(user, key), Encode(stored));
   return Status();

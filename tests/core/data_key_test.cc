@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 
 namespace convstore {
 namespace {
@@ -12,9 +13,16 @@ namespace {
 const DataKey kKey = {0x11, 0x22, 0x33};
 const DataNonce kNonce = {0x01, 0x02};
 
+// The sealed bytes; sealing fails only when OpenSSL cannot allocate.
+std::string Seal(const DataKey& key, std::string_view aad,
+                 std::string_view plaintext) {
+  auto sealed = SealWithDataKey(key, kNonce, aad, plaintext);
+  EXPECT_TRUE(sealed.ok()) << sealed.status().ToString();
+  return sealed.ok() ? *sealed : std::string();
+}
+
 TEST(DataKeyTest, SealedBytesOpenWithTheSameKeyAndAad) {
-  const std::string sealed =
-      SealWithDataKey(kKey, kNonce, "position+stream", "hello, world");
+  const std::string sealed = Seal(kKey, "position+stream", "hello, world");
   ASSERT_EQ(kDataNonceBytes + 12 + kDataTagBytes, sealed.size());
   EXPECT_EQ(std::string::npos, sealed.find("hello")) << "not in the clear";
   auto opened = OpenWithDataKey(kKey, "position+stream", sealed);
@@ -25,20 +33,19 @@ TEST(DataKeyTest, SealedBytesOpenWithTheSameKeyAndAad) {
 // Each thread reuses one cipher context: nothing of one call may carry
 // into the next, whatever the call before did (a failed open included).
 TEST(DataKeyTest, ASealIsTheSameWhateverTheThreadSealedOrOpenedBefore) {
-  const std::string first = SealWithDataKey(kKey, kNonce, "aad", "secret");
+  const std::string first = Seal(kKey, "aad", "secret");
   DataKey other = kKey;
   other[0] ^= 1;
-  const std::string sealed_other =
-      SealWithDataKey(other, kNonce, "other aad", "another secret");
+  const std::string sealed_other = Seal(other, "other aad", "another secret");
   EXPECT_FALSE(OpenWithDataKey(kKey, "aad", sealed_other).ok());
   auto opened = OpenWithDataKey(other, "other aad", sealed_other);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   EXPECT_EQ("another secret", *opened);
-  EXPECT_EQ(first, SealWithDataKey(kKey, kNonce, "aad", "secret"));
+  EXPECT_EQ(first, Seal(kKey, "aad", "secret"));
 }
 
 TEST(DataKeyTest, AnotherKeyAnotherAadOrAChangedByteDoesNotOpen) {
-  const std::string sealed = SealWithDataKey(kKey, kNonce, "aad", "secret");
+  const std::string sealed = Seal(kKey, "aad", "secret");
   DataKey other = kKey;
   other[31] ^= 1;
   EXPECT_EQ(ErrorKind::kCorruption,
@@ -57,7 +64,7 @@ TEST(DataKeyTest, AnotherKeyAnotherAadOrAChangedByteDoesNotOpen) {
 }
 
 TEST(DataKeyTest, AnEmptyPlaintextSealsAndOpens) {
-  const std::string sealed = SealWithDataKey(kKey, kNonce, "", "");
+  const std::string sealed = Seal(kKey, "", "");
   auto opened = OpenWithDataKey(kKey, "", sealed);
   ASSERT_TRUE(opened.ok());
   EXPECT_EQ("", *opened);

@@ -1738,7 +1738,9 @@ TEST(EventCodecTest, ASealedPayloadOpensOnlyWithItsKeyAtItsPlace) {
   e.event_id = "evt-7";
   e.payload = MessageAppended{SampleMessage(MessageRole::kUser, kUnicode, kT0)};
   PayloadSeal seal{DataKey{1, 2, 3}, DataNonce{9}};
-  const std::string bytes = EncodeEvent(e, &seal);
+  auto encoded = EncodeSealedEvent(e, seal);
+  ASSERT_TRUE(encoded.ok()) << encoded.status().ToString();
+  const std::string& bytes = *encoded;
   auto keys_of = [](DataKey key) -> DataKeyLookup {
     return [key](std::string_view subject) -> Result<std::optional<DataKey>> {
       EXPECT_EQ("c" + kConvId, subject);
