@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
@@ -156,7 +157,12 @@ bool WebhookDispatcher::Fill(Worker& worker) {
       worker.next_read > log_.head()) {
     return false;
   }
-  auto events = log_.ReadRange(worker.next_read, kChunk);
+  // No further than the window has room for: what is read past it is read,
+  // decoded and opened again by the next Fill, and behind a slow receiver
+  // that comes once per delivery (a whole chunk each time).
+  const size_t chunk =
+      std::min(kChunk, options_.window - worker.outstanding.size());
+  auto events = log_.ReadRange(worker.next_read, chunk);
   if (!events.ok()) {
     spdlog::error("webhook {}: reading the log: {}", worker.record.id,
                   events.status().ToString());
@@ -192,7 +198,7 @@ bool WebhookDispatcher::Fill(Worker& worker) {
     }
     worker.next_read = event.position + 1;
   }
-  return events->size() == kChunk;
+  return events->size() == chunk;
 }
 
 std::string WebhookDispatcher::OwnerOf(const RecordedEvent& event,

@@ -765,6 +765,39 @@ TEST_F(WebhooksTest, ConversationLifecycleEvents) {
   EXPECT_EQ("archived", Str(other[2].data(), "to"));
 }
 
+// More events than a webhook reads ahead (64) behind a slow receiver: it
+// reads on as deliveries finish, one window slot at a time, and skips or
+// repeats nothing, the completion's two deliveries of one event included.
+TEST_F(WebhooksTest, ASlowReceiverBehindAFullWindowGetsEveryEventOnceInOrder) {
+  Receiver receiver({.delay = std::chrono::milliseconds(20)});
+  Subscribe(receiver.url(), kAllKinds);
+  constexpr int kConversations = 30;
+  std::vector<std::string> convs;
+  for (int i = 0; i < kConversations; ++i) {
+    const std::string conv = NewConversation();
+    for (const char* content : {"one", "two", "three"}) {
+      Say(client_, alice_, conv, content);
+    }
+    ASSERT_EQ(200u, SetStatus(conv, "completed").status);
+    convs.push_back(conv);
+  }
+  // created, the system message and three, the status change, the
+  // completion: seven each.
+  const size_t total = 7 * kConversations;
+  receiver.WaitFor(DistinctAtLeast(total), kWait);
+  const std::vector<Delivery> all = Parse(receiver.requests());
+  EXPECT_EQ(total, all.size()) << "a delivery was sent twice";
+  for (const std::string& conv : convs) {
+    const std::vector<Delivery> mine = About(Deduped(all), conv);
+    EXPECT_EQ((std::vector<std::string>{
+                  "conversation.created", "message.created", "message.created",
+                  "message.created", "message.created",
+                  "conversation.status_changed", "conversation.completed"}),
+              Types(mine))
+        << conv;
+  }
+}
+
 TEST_F(WebhooksTest, NothingIsLostWhileTheReceiverIsDownAcrossARestart) {
   uint16_t port = 0;
   {
