@@ -75,6 +75,7 @@ namespace {
 
 constexpr size_t kMemtableBudgetBytes = 64 << 20;
 constexpr size_t kBlockCacheBytes = 32 << 20;
+constexpr size_t kRowCacheBytes = 8 << 20;
 // Read ahead of a sequential scan (ReadRangeInto).
 constexpr size_t kScanReadaheadBytes = 256 << 10;
 
@@ -179,6 +180,17 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   // adds eight): memtables share one budget and tables one block cache.
   db_options.write_buffer_manager =
       std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes);
+  // A row read again from a table file (a conversation being followed, its
+  // owner's list entry) is kept as found: the next read of it skips that
+  // file's index and block search, which grows with the file. Not in a
+  // secondary: the cache keeps a file's answer for "the latest" version,
+  // and a secondary's latest lags the primary's files (one may hold a
+  // newer version of a row next to an older one a snapshot kept), so a
+  // later read, caught up, would get the older answer again. The tools
+  // beside the server read stale rows that way.
+  if (options.secondary_path.empty()) {
+    db_options.row_cache = rocksdb::NewLRUCache(kRowCacheBytes);
+  }
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
   // Point lookups (a conversation, a stream's revision, a key) skip the

@@ -542,6 +542,31 @@ TEST_F(EventLogTest, ReopenKeepsHeadAndPositionsContinue) {
   for (size_t i = 0; i < first.size(); ++i) ExpectSameEvent(all[i], first[i]);
 }
 
+// A row read again from a table file comes from a bounded row cache (a
+// conversation being followed skips that file's index and block search),
+// and once a newer version is written, that is what is read.
+TEST_F(EventLogTest, RowsReadAgainFromTablesComeFromABoundedRowCache) {
+  const std::shared_ptr<rocksdb::Cache> cache =
+      log_->db()->GetDBOptions().row_cache;
+  ASSERT_NE(nullptr, cache);
+  EXPECT_EQ(size_t{8} << 20, cache->GetCapacity());
+  Commit({Note("s-1", std::nullopt)});
+  ASSERT_TRUE(
+      log_->db()->Flush(rocksdb::FlushOptions(), log_->streams_cf()).ok());
+  const size_t before = cache->GetUsage();
+  EXPECT_EQ(Revision("s-1"), std::optional<uint64_t>(0));
+  const size_t kept = cache->GetUsage();
+  EXPECT_GT(kept, before);
+  EXPECT_EQ(Revision("s-1"), std::optional<uint64_t>(0));
+  EXPECT_EQ(kept, cache->GetUsage()) << "the second read was not a hit";
+
+  Commit({Note("s-1", 0)});
+  EXPECT_EQ(Revision("s-1"), std::optional<uint64_t>(1));
+  ASSERT_TRUE(
+      log_->db()->Flush(rocksdb::FlushOptions(), log_->streams_cf()).ok());
+  EXPECT_EQ(Revision("s-1"), std::optional<uint64_t>(1));
+}
+
 // The streams table keeps one row per stream, rewritten on every append, in
 // a memtable hashed on the whole key: each stream's revision is found
 // whether its row is in the memtable, in a table file, or in both (an older
