@@ -187,7 +187,9 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   // and a secondary's latest lags the primary's files (one may hold a
   // newer version of a row next to an older one a snapshot kept), so a
   // later read, caught up, would get the older answer again. The tools
-  // beside the server read stale rows that way.
+  // beside the server read stale rows that way. Nor may the store ever
+  // write a range deletion: a cached row does not see one (RocksDB issue
+  // 4122).
   if (options.secondary_path.empty()) {
     db_options.row_cache = rocksdb::NewLRUCache(kRowCacheBytes);
   }

@@ -282,7 +282,19 @@ Result<std::vector<DeliveryAttempt>> WebhookStore::RecentAttempts(
 Status WebhookStore::ForgetDeliveries(std::string_view id) const {
   rocksdb::WriteBatch batch;
   batch.Delete(state_, CheckpointKey(id));
-  batch.DeleteRange(attempts_, AttemptKey(id, 0), AttemptKey(id, UINT64_MAX));
+  // One delete per kept attempt (at most kKeptAttempts), not a range
+  // deletion: the store's row cache (eventlog/event_log.cc) would not see
+  // one.
+  const std::string prefix = AttemptPrefix(id);
+  std::unique_ptr<rocksdb::Iterator> it(
+      log_->db()->NewIterator(rocksdb::ReadOptions(), attempts_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    batch.Delete(attempts_, it->key());
+  }
+  if (!it->status().ok()) {
+    return FromRocksStatus(it->status(), "read webhook attempts");
+  }
   return FromRocksStatus(log_->db()->Write(Unsynced(), &batch),
                          "forget webhook deliveries");
 }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <set>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "core/webhook_signature.h"
+#include "eventlog/event_log.h"
 #include "tests/support/api_assertions.h"
 #include "tests/support/test_server.h"
 #include "tests/support/webhook_receiver.h"
@@ -549,6 +551,22 @@ TEST_F(WebhooksTest, DeletedWebhookIsGoneAndGetsNoMoreDeliveries) {
   for (const Delivery& d : Parse(receiver.requests(), "/gone")) {
     EXPECT_NE(after, Str(d.data(), "id")) << d.raw;
   }
+
+  // Nothing of the deleted one's attempts stays in the store.
+  server_.Stop();
+  EventLogOptions read_only;
+  read_only.read_only = true;
+  auto log = EventLog::Open(server_.data_dir(), read_only);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  std::set<std::string> attempted;  // by webhook id
+  std::unique_ptr<rocksdb::Iterator> it((*log)->db()->NewIterator(
+      rocksdb::ReadOptions(), (*log)->cf("webhook_attempts")));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string key = it->key().ToString();
+    attempted.insert(key.substr(0, key.find('/')));
+  }
+  ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+  EXPECT_EQ(std::set<std::string>{Str(kept, "id")}, attempted);
 }
 
 TEST_F(WebhooksTest, RetriesOfAnErasedConversationStop) {
