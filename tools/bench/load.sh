@@ -1,0 +1,24 @@
+# Shell helpers for the benchmark scripts (tools/bench/run,
+# tools/bench/instructions), sourced from the repository's root. They talk to
+# the server at $url with the API key $key.
+
+# The value of one metric of GET /metrics.
+metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+log_head() { metric convstore_log_head_position; }
+
+# Creates N more conversations of the agent $agent through the API with
+# wrk. Each wrk thread stops sending after its share; wrk itself runs out
+# its -d, so it is stopped once the log has grown by one event per
+# conversation.
+create_conversations() {  # N
+  local missing=$1
+  [ "$missing" -gt 0 ] || return 0
+  local target=$(( $(log_head) + missing ))
+  wrk -t2 -c32 -d3600s -s tools/bench/wrk/create.lua "$url" -- "$key" "$agent" \
+    $(( (missing + 1) / 2 )) >/dev/null &
+  local loader=$!
+  while [ "$(log_head)" -lt "$target" ] && kill -0 "$loader" 2>/dev/null; do
+    sleep 0.5
+  done
+  kill "$loader" 2>/dev/null; wait "$loader" 2>/dev/null || true
+}
