@@ -1,6 +1,19 @@
 # Shell helpers for the benchmark scripts (tools/bench/run,
-# tools/bench/instructions), sourced from the repository's root. They talk to
-# the server at $url with the API key $key.
+# tools/bench/instructions, tools/bench/replay), sourced from the
+# repository's root. Those that talk to the server use $url and the API key
+# $key.
+
+# Configures build-release as a Release build, with the tests off when it
+# is configured for the first time; a build-release that already has them
+# keeps them (the benchmarks build only their own targets).
+configure_release() {
+  if [ -f build-release/CMakeCache.txt ]; then
+    cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+  else
+    cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCONVSTORE_BUILD_TESTS=OFF >/dev/null
+  fi
+}
 
 # The value of one metric of GET /metrics.
 metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
