@@ -19,6 +19,14 @@ constexpr char kAgentsCf[] = "agents";
 constexpr char kAgentsByOwnerCf[] = "agents_by_owner";
 constexpr char kConversationsCf[] = "conversations";
 constexpr char kConversationsByOwnerCf[] = "conversations_by_owner";
+// Everyone's agents and conversations, newest first (what admins list, and
+// the conversation list entries GET and appends read). Not in the by-owner
+// tables under an empty owner: there, each table file written while
+// conversations are created spans from the newest of these rows to the
+// owners' rows, over every older one, so a lookup probed every such file.
+// Here the keys only fall as items are created, and files do not overlap.
+constexpr char kAllAgentsCf[] = "all_agents";
+constexpr char kAllConversationsCf[] = "all_conversations";
 constexpr char kMessagesCf[] = "messages";
 constexpr char kMessageIdsCf[] = "message_ids";
 constexpr char kMetaCf[] = "meta";
@@ -28,11 +36,11 @@ constexpr char kMetaCf[] = "meta";
 constexpr char kSubjectsCf[] = "subjects";
 constexpr char kCheckpointKey[] = "checkpoint";
 
-// List-index keys: "<owner>\0<id with every byte inverted>". UUIDv7 ids
-// sort by creation time, so inverted they sort newest first and a page is a
-// forward scan (a reverse scan costs a skiplist search per step in the
-// memtable). Every item is indexed twice: under its owner, and under the
-// empty owner for admins, who list everyone's.
+// List-index keys: the id with every byte inverted (NewestFirstKey) in the
+// tables of everyone's items, "<owner>\0" and that in the by-owner tables.
+// UUIDv7 ids sort by creation time, so inverted they sort newest first and a
+// page is a forward scan (a reverse scan costs a skiplist search per step in
+// the memtable).
 void InvertBytesInto(std::string_view bytes, std::string& out) {
   out.assign(bytes);
   for (char& c : out) c = static_cast<char>(~static_cast<unsigned char>(c));
@@ -44,15 +52,13 @@ std::string InvertBytes(std::string_view bytes) {
   return out;
 }
 
+std::string NewestFirstKey(std::string_view id) { return InvertBytes(id); }
+
 std::string ListKey(std::string_view owner, std::string_view id) {
   std::string k(owner);
   k.push_back('\0');
-  k += InvertBytes(id);
+  k += NewestFirstKey(id);
   return k;
-}
-
-std::string ListPrefix(const Actor& actor) {
-  return ListKey(actor.admin ? "" : actor.user_id, "");
 }
 
 // Message keys: "<conversation id>\0<8-byte big-endian stream revision>".
@@ -280,8 +286,10 @@ class BulkRows {
 
 // Every table of a generation, in the order ColumnFamilies names them.
 constexpr const char* kTables[] = {
-    kAgentsCf,   kAgentsByOwnerCf, kConversationsCf, kConversationsByOwnerCf,
-    kMessagesCf, kMessageIdsCf,    kMetaCf,          kSubjectsCf};
+    kAgentsCf,        kAgentsByOwnerCf,        kAllAgentsCf,
+    kConversationsCf, kConversationsByOwnerCf, kAllConversationsCf,
+    kMessagesCf,      kMessageIdsCf,           kMetaCf,
+    kSubjectsCf};
 
 std::vector<std::string> ReadModels::ColumnFamilies(std::string_view prefix) {
   std::vector<std::string> names;
@@ -356,9 +364,9 @@ void ReadModels::TuneColumnFamily(std::string_view name,
     // hashed, convstore_bench_memtable.)
     options.memtable_insert_with_hint_prefix_extractor.reset(
         rocksdb::NewFixedPrefixTransform(0));
-  } else if (table == kConversationsCf) {
-    // Each append reads its conversation, written once at its creation and
-    // in the tables by then.
+  } else if (table == kConversationsCf || table == kAllConversationsCf) {
+    // Each append reads its conversation's list entry, written at its
+    // creation and in the tables by then (and a change its record).
     options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
     options.memtable_whole_key_filtering = true;
   }
@@ -369,8 +377,10 @@ ReadModels::ReadModels(EventLog* log, std::string_view prefix)
       prefix_(prefix),
       agents_(log->cf(prefix_ + kAgentsCf)),
       agents_by_owner_(log->cf(prefix_ + kAgentsByOwnerCf)),
+      all_agents_(log->cf(prefix_ + kAllAgentsCf)),
       conversations_(log->cf(prefix_ + kConversationsCf)),
       conversations_by_owner_(log->cf(prefix_ + kConversationsByOwnerCf)),
+      all_conversations_(log->cf(prefix_ + kAllConversationsCf)),
       messages_(log->cf(prefix_ + kMessagesCf)),
       message_ids_(log->cf(prefix_ + kMessageIdsCf)),
       meta_(log->cf(prefix_ + kMetaCf)),
@@ -430,8 +440,8 @@ Result<std::optional<std::string>> ReadModels::GetMessageIn(
 Result<std::optional<std::string>> ReadModels::GetConversationEntry(
     std::string_view id, const LogBatch* batch) const {
   if (batch != nullptr)
-    return batch->Get(conversations_by_owner_, ListKey("", id));
-  return GetRaw(conversations_by_owner_, ListKey("", id));
+    return batch->Get(all_conversations_, NewestFirstKey(id));
+  return GetRaw(all_conversations_, NewestFirstKey(id));
 }
 
 Result<ReadModels::Counts> ReadModels::Count() const {
@@ -480,10 +490,9 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
 
     Status operator()(const AgentCreated& p) {
       batch.Put(rm.agents_, p.agent.id, EncodeAgentRecord(p.agent, e.revision));
-      for (std::string_view owner :
-           {std::string_view(p.agent.created_by), std::string_view()}) {
-        batch.Put(rm.agents_by_owner_, ListKey(owner, p.agent.id), "");
-      }
+      batch.Put(rm.agents_by_owner_, ListKey(p.agent.created_by, p.agent.id),
+                "");
+      batch.Put(rm.all_agents_, NewestFirstKey(p.agent.id), "");
       rm.PutSubject(batch, p.agent.created_by, DataKeySubjectOf(e.stream));
       return Status();
     }
@@ -505,10 +514,7 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgentIn(batch, p.agent_id));
       if (!cur) return Status::Corruption("AgentDeleted for unknown agent");
       batch.Delete(rm.agents_, p.agent_id);
-      for (std::string_view owner :
-           {std::string_view(cur->value.created_by), std::string_view()}) {
-        batch.Delete(rm.agents_by_owner_, ListKey(owner, p.agent_id));
-      }
+      rm.DeleteAgentListed(batch, cur->value);
       return Status();
     }
     Status operator()(const ConversationCreated& p) {
@@ -565,11 +571,9 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       if (!cur) return Status();
       rm.MoveEnded(batch, &cur->value, nullptr);
       batch.Delete(rm.conversations_, p.conversation_id);
-      for (std::string_view owner :
-           {std::string_view(cur->value.created_by), std::string_view()}) {
-        batch.Delete(rm.conversations_by_owner_,
-                     ListKey(owner, p.conversation_id));
-      }
+      batch.Delete(rm.conversations_by_owner_,
+                   ListKey(cur->value.created_by, p.conversation_id));
+      batch.Delete(rm.all_conversations_, NewestFirstKey(p.conversation_id));
       // Message rows are keyed by the messages stream's revisions, 0..last;
       // the erasure is the conversation's last event, so `last` is final.
       std::optional<std::string> last;
@@ -596,10 +600,7 @@ Status ReadModels::ApplyTo(const RecordedEvent& event, Rows& batch) {
       CONVSTORE_ASSIGN_OR_RETURN(cur, rm.GetAgentIn(batch, p.agent_id));
       if (cur) {
         batch.Delete(rm.agents_, p.agent_id);
-        for (std::string_view owner :
-             {std::string_view(cur->value.created_by), std::string_view()}) {
-          batch.Delete(rm.agents_by_owner_, ListKey(owner, p.agent_id));
-        }
+        rm.DeleteAgentListed(batch, cur->value);
       }
       return rm.DeleteSubject(batch, DataKeySubjectOf(e.stream));
     }
@@ -635,10 +636,14 @@ void ReadModels::PutConversation(Rows& batch, const Conversation& c,
   batch.Put(conversations_, c.id, EncodeConversationRecord(c, revision));
   const std::string entry =
       EncodeConversationListEntry(c, revision, status_position);
-  for (std::string_view owner :
-       {std::string_view(c.created_by), std::string_view()}) {
-    batch.Put(conversations_by_owner_, ListKey(owner, c.id), entry);
-  }
+  batch.Put(conversations_by_owner_, ListKey(c.created_by, c.id), entry);
+  batch.Put(all_conversations_, NewestFirstKey(c.id), entry);
+}
+
+template <typename Rows>
+void ReadModels::DeleteAgentListed(Rows& batch, const Agent& a) const {
+  batch.Delete(agents_by_owner_, ListKey(a.created_by, a.id));
+  batch.Delete(all_agents_, NewestFirstKey(a.id));
 }
 
 template <typename Rows>
@@ -705,8 +710,8 @@ template <typename Rows>
 Result<uint64_t> ReadModels::StatusPositionIn(const Rows& rows,
                                               std::string_view id) const {
   std::optional<std::string> raw;
-  CONVSTORE_ASSIGN_OR_RETURN(
-      raw, rows.Get(conversations_by_owner_, ListKey("", id)));
+  CONVSTORE_ASSIGN_OR_RETURN(raw,
+                             rows.Get(all_conversations_, NewestFirstKey(id)));
   if (!raw) return Status::Corruption("conversation without a list entry");
   ConversationListEntry entry;
   CONVSTORE_ASSIGN_OR_RETURN(entry, DecodeConversationListEntry(*raw));
@@ -772,7 +777,7 @@ Status ReadModels::CatchUpFrom(const EventLog& source, uint64_t up_to) {
 }
 
 Status ReadModels::BuildFrom(const EventLog& source, uint64_t up_to) {
-  BulkRows rows(log_->db(), {agents_, conversations_, conversations_by_owner_});
+  BulkRows rows(log_->db(), {agents_, conversations_, all_conversations_});
   CONVSTORE_RETURN_IF_ERROR(ReplayChunks(
       source, up_to, 8192,
       [&](const std::vector<RecordedEvent>& events, size_t n) -> Status {
@@ -783,9 +788,16 @@ Status ReadModels::BuildFrom(const EventLog& source, uint64_t up_to) {
         return rows.Write();
       }));
   // Written without the WAL: durable once the tables are flushed.
-  std::vector<rocksdb::ColumnFamilyHandle*> tables = {
-      agents_,   agents_by_owner_, conversations_, conversations_by_owner_,
-      messages_, message_ids_,     meta_,          subjects_};
+  std::vector<rocksdb::ColumnFamilyHandle*> tables = {agents_,
+                                                      agents_by_owner_,
+                                                      all_agents_,
+                                                      conversations_,
+                                                      conversations_by_owner_,
+                                                      all_conversations_,
+                                                      messages_,
+                                                      message_ids_,
+                                                      meta_,
+                                                      subjects_};
   rocksdb::FlushOptions flush;
   flush.wait = true;
   return FromRocksStatus(log_->db()->Flush(flush, tables),
@@ -793,11 +805,13 @@ Status ReadModels::BuildFrom(const EventLog& source, uint64_t up_to) {
 }
 
 Status ReadModels::ScanNewestFirst(
-    const ListQuery& query, rocksdb::ColumnFamilyHandle* index,
-    const rocksdb::ReadOptions& options,
+    const ListQuery& query, rocksdb::ColumnFamilyHandle* by_owner,
+    rocksdb::ColumnFamilyHandle* all, const rocksdb::ReadOptions& options,
     const std::function<Result<bool>(
         std::string_view id, const rocksdb::Slice& value)>& visit) const {
-  const std::string prefix = ListPrefix(query.actor);
+  rocksdb::ColumnFamilyHandle* index = query.actor.admin ? all : by_owner;
+  const std::string prefix =
+      query.actor.admin ? std::string() : ListKey(query.actor.user_id, "");
   std::unique_ptr<rocksdb::Iterator> it(
       log_->db()->NewIterator(options, index));
   if (query.after) {
@@ -824,7 +838,7 @@ Result<Page<Versioned<Agent>>> ReadModels::ListAgents(
   options.snapshot = snapshot;
   Page<Versioned<Agent>> page;
   Status status = ScanNewestFirst(
-      query, agents_by_owner_, options,
+      query, agents_by_owner_, all_agents_, options,
       [&](std::string_view id, const rocksdb::Slice&) -> Result<bool> {
         if (page.items.size() == query.limit) {
           page.has_more = true;
@@ -854,7 +868,8 @@ Result<RenderedPage> ReadModels::ListConversations(
   page.json.reserve(std::min<size_t>(query.limit, 100) * 512);
   page.json.push_back('[');
   Status status = ScanNewestFirst(
-      query, conversations_by_owner_, rocksdb::ReadOptions(),
+      query, conversations_by_owner_, all_conversations_,
+      rocksdb::ReadOptions(),
       [&](std::string_view id, const rocksdb::Slice& value) -> Result<bool> {
         ConversationListEntry entry;
         CONVSTORE_ASSIGN_OR_RETURN(

@@ -74,7 +74,9 @@ inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
 // 5: the subjects table (what each user created that has a data key, for
 // a user's erasure; and completed or archived conversations by the time of
 // their last change, for retention).
-inline constexpr uint8_t kReadModelsFormat = 5;
+// 6: everyone's agents and conversations (what admins list) in tables of
+// their own, no longer under the empty owner in the by-owner ones.
+inline constexpr uint8_t kReadModelsFormat = 6;
 
 class ReadModels : public EventSink,
                    public std::enable_shared_from_this<ReadModels> {
@@ -105,7 +107,7 @@ class ReadModels : public EventSink,
   void Seal(LogBatch& batch) override;
   // The conversations: every append decides against its conversation.
   std::vector<rocksdb::ColumnFamilyHandle*> WriterOwnedTables() const override {
-    return {conversations_, conversations_by_owner_};
+    return {conversations_, all_conversations_};
   }
   // Records that the read models reflect the log up to `position`.
   void PutCheckpoint(LogBatch& batch, uint64_t position) const;
@@ -194,12 +196,12 @@ class ReadModels : public EventSink,
   // A committed row.
   Result<std::optional<std::string>> GetRaw(rocksdb::ColumnFamilyHandle* cf,
                                             std::string_view key) const;
-  // Calls `visit` with the id and value of each of the actor's items in a
-  // list index (everyone's for an admin), newest first, starting after
-  // query.after; stops when it returns false or an error.
+  // Calls `visit` with the id and value of each of the actor's items in
+  // `by_owner` (everyone's, in `all`, for an admin), newest first, starting
+  // after query.after; stops when it returns false or an error.
   Status ScanNewestFirst(
-      const ListQuery& query, rocksdb::ColumnFamilyHandle* index,
-      const rocksdb::ReadOptions& options,
+      const ListQuery& query, rocksdb::ColumnFamilyHandle* by_owner,
+      rocksdb::ColumnFamilyHandle* all, const rocksdb::ReadOptions& options,
       const std::function<Result<bool>(
           std::string_view id, const rocksdb::Slice& value)>& visit) const;
   template <typename ApplyChunk>
@@ -216,10 +218,13 @@ class ReadModels : public EventSink,
       const Rows& rows, std::string_view id) const;
   template <typename Rows>
   void WriteCheckpoint(Rows& rows, uint64_t position) const;
-  // A conversation's record and its list entry in the owner's index.
+  // A conversation's record and its list entry in the list indexes.
   template <typename Rows>
   void PutConversation(Rows& rows, const Conversation& c, uint64_t revision,
                        uint64_t status_position) const;
+  // Deletes an agent's rows in the list indexes.
+  template <typename Rows>
+  void DeleteAgentListed(Rows& rows, const Agent& a) const;
   // A subject's rows in the subjects table.
   template <typename Rows>
   void PutSubject(Rows& rows, std::string_view owner,
@@ -241,8 +246,10 @@ class ReadModels : public EventSink,
   std::string prefix_;
   rocksdb::ColumnFamilyHandle* agents_;
   rocksdb::ColumnFamilyHandle* agents_by_owner_;
+  rocksdb::ColumnFamilyHandle* all_agents_;
   rocksdb::ColumnFamilyHandle* conversations_;
   rocksdb::ColumnFamilyHandle* conversations_by_owner_;
+  rocksdb::ColumnFamilyHandle* all_conversations_;
   rocksdb::ColumnFamilyHandle* messages_;
   rocksdb::ColumnFamilyHandle* message_ids_;
   rocksdb::ColumnFamilyHandle* meta_;
