@@ -370,6 +370,13 @@ void ReadModels::TuneColumnFamily(std::string_view name,
     options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
     options.memtable_whole_key_filtering = true;
   }
+  if (table == kAllConversationsCf || table == kAllAgentsCf) {
+    // A list page seeks every sorted run of its table (each level-0 file,
+    // each level): a flushed file goes to level 1 at once. Its rows are
+    // newer than all of level 1's (keys fall as items are created), so
+    // that is mostly a move of the file, not a rewrite.
+    options.level0_file_num_compaction_trigger = 1;
+  }
 }
 
 ReadModels::ReadModels(EventLog* log, std::string_view prefix)

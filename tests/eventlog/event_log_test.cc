@@ -1972,6 +1972,12 @@ TEST(ReadModelsColumnFamilyTest, TablesCreatedLaterGetTheTunedOptions) {
               nullptr);
     EXPECT_GT(opts("conversations").memtable_prefix_bloom_size_ratio, 0);
     EXPECT_GT(opts("all_conversations").memtable_prefix_bloom_size_ratio, 0);
+    // A list page seeks each sorted run: everyone's items leave level 0 at
+    // once; an owner's (keys of many owners interleaved) do not.
+    EXPECT_EQ(1, opts("all_conversations").level0_file_num_compaction_trigger);
+    EXPECT_EQ(1, opts("all_agents").level0_file_num_compaction_trigger);
+    EXPECT_LT(
+        1, opts("conversations_by_owner").level0_file_num_compaction_trigger);
     EXPECT_EQ(opts("agents").memtable_insert_with_hint_prefix_extractor,
               nullptr);
   }
