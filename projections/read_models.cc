@@ -795,16 +795,10 @@ Status ReadModels::BuildFrom(const EventLog& source, uint64_t up_to) {
         return rows.Write();
       }));
   // Written without the WAL: durable once the tables are flushed.
-  std::vector<rocksdb::ColumnFamilyHandle*> tables = {agents_,
-                                                      agents_by_owner_,
-                                                      all_agents_,
-                                                      conversations_,
-                                                      conversations_by_owner_,
-                                                      all_conversations_,
-                                                      messages_,
-                                                      message_ids_,
-                                                      meta_,
-                                                      subjects_};
+  std::vector<rocksdb::ColumnFamilyHandle*> tables;
+  for (const std::string& name : ColumnFamilies(prefix_)) {
+    tables.push_back(log_->cf(name));
+  }
   rocksdb::FlushOptions flush;
   flush.wait = true;
   return FromRocksStatus(log_->db()->Flush(flush, tables),
