@@ -1544,13 +1544,15 @@ TEST(ReadModelsTest, MessagesSpreadOverTableFilesReadAsOneList) {
 
 // GET and every append read a conversation's list entry by id; conversations
 // created over time fill many table files, and the entry is read from the
-// one file whose keys can hold it, not probed for in each (that grew with
-// the store). Admins' and owners' pages still run newest first across them.
+// one file whose keys can hold it, not probed for in each (with everyone's
+// rows beside the owners' in one table, every file spanned the old ones and
+// a read probed each). Admins' and owners' pages still run newest first
+// across the files.
 TEST(ReadModelsTest, AConversationsEntryIsLookedUpInOneOfManyTableFiles) {
   TempDir dir;
   Store s = Store::Open(dir.str(), /*attach=*/true);
   ASSERT_NE(s.log, nullptr);
-  constexpr int kRounds = 3;  // below the L0 compaction trigger
+  constexpr int kRounds = 3;  // a table file each
   constexpr int kPerRound = 4;
   std::vector<std::string> ids;  // oldest first
   for (int round = 0; round < kRounds; ++round) {
@@ -1571,9 +1573,10 @@ TEST(ReadModelsTest, AConversationsEntryIsLookedUpInOneOfManyTableFiles) {
       rocksdb::ColumnFamilyHandle* cf =
           s.log->cf(std::string(kDefaultReadModelsPrefix) + table);
       ASSERT_TRUE(s.log->db()->Flush(rocksdb::FlushOptions(), cf).ok());
-      // As in a store that has run a while: the oldest rows compacted to a
-      // lower level, newer files in level 0. (With level 0 alone and fewer
-      // than 4 files, RocksDB probes each without checking its key range.)
+      // As in a store that has run a while: the oldest rows compacted to
+      // the last level, newer files above them. (With level 0 alone and
+      // fewer than 4 files, RocksDB probes each without checking its key
+      // range.)
       if (round == 0) {
         ASSERT_TRUE(s.log->db()
                         ->CompactRange(rocksdb::CompactRangeOptions(), cf,
