@@ -1627,6 +1627,55 @@ TEST(ReadModelsTest, AConversationsEntryIsLookedUpInOneOfManyTableFiles) {
             std::vector<std::string>{alices[5]});
 }
 
+// A list page seeks every sorted run of its table. Everyone's conversations
+// (what an admin lists) leave level 0 once flushed, so such a page seeks
+// the memtable and one level; an owner's table keeps the usual level 0
+// (many owners' keys interleave: moving each file down would rewrite the
+// level below).
+TEST(ReadModelsTest, EveryonesConversationsLeaveLevelZeroOnceFlushed) {
+  TempDir dir;
+  Store s = Store::Open(dir.str(), /*attach=*/true);
+  ASSERT_NE(s.log, nullptr);
+  auto table = [&](const char* name) {
+    return s.log->cf(std::string(kDefaultReadModelsPrefix) + name);
+  };
+  auto level0_files = [&](const char* name) {
+    std::string n;
+    EXPECT_TRUE(s.log->db()->GetProperty(table(name),
+                                         "rocksdb.num-files-at-level0", &n));
+    return std::stoi(n);
+  };
+  for (int round = 0; round < 2; ++round) {
+    for (int k = 0; k < 3; ++k) {
+      const int n = round * 3 + k;
+      Conversation c;
+      c.id = "conv-0190c1e8-0000-7000-8000-0000000002" + std::to_string(10 + n);
+      c.agent_id = kAgentA;
+      c.created_by = n % 2 ? "bob" : "alice";
+      c.created_at_ms = c.updated_at_ms = kT0 + n;
+      s.Run({{ConversationStream(c.id), NewEvent::kNoStream,
+              ConversationCreated{c}}},
+            Meta(c.created_by, "", kT0 + n));
+    }
+    for (const char* name : {"all_conversations", "conversations_by_owner"}) {
+      ASSERT_TRUE(
+          s.log->db()->Flush(rocksdb::FlushOptions(), table(name)).ok());
+    }
+  }
+  // The compaction runs in the background: up to 5 s for it.
+  for (int i = 0; i < 250 && level0_files("all_conversations") > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(0, level0_files("all_conversations"));
+  EXPECT_EQ(2, level0_files("conversations_by_owner"));
+  ListQuery q;
+  q.actor = Actor{"root", true};
+  auto page = s.rm->ListConversations(
+      q, RoomUrlTemplate("{livekit_url}/room/{room}", "wss://lk"));
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(6u, page->count);
+}
+
 TEST(ReadModelsTest, FailedAppendLeavesNoReadModelRows) {
   TempDir dir;
   Store s = Store::Open(dir.str(), /*attach=*/true);
