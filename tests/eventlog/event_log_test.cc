@@ -1542,6 +1542,22 @@ TEST(ReadModelsTest, MessagesSpreadOverTableFilesReadAsOneList) {
   EXPECT_EQ(streamed, JoinJsonArray(all->items));
 }
 
+// Creates conversation number n (0..89) of a series, in id order: created
+// at kT0 + n, by alice for even n and bob for odd. Returns its id.
+std::string CreateNumberedConversation(Store& s, std::string_view series,
+                                       int n) {
+  Conversation c;
+  c.id = "conv-0190c1e8-0000-7000-8000-000000000" + std::string(series) +
+         std::to_string(10 + n);
+  c.agent_id = kAgentA;
+  c.created_by = n % 2 ? "bob" : "alice";
+  c.created_at_ms = c.updated_at_ms = kT0 + n;
+  s.Run(
+      {{ConversationStream(c.id), NewEvent::kNoStream, ConversationCreated{c}}},
+      Meta(c.created_by, "", kT0 + n));
+  return c.id;
+}
+
 // GET and every append read a conversation's list entry by id; conversations
 // created over time fill many table files, and the entry is read from the
 // one file whose keys can hold it, not probed for in each (with everyone's
@@ -1558,15 +1574,7 @@ TEST(ReadModelsTest, AConversationsEntryIsLookedUpInOneOfManyTableFiles) {
   for (int round = 0; round < kRounds; ++round) {
     for (int k = 0; k < kPerRound; ++k) {
       const int n = round * kPerRound + k;
-      Conversation c;
-      c.id = "conv-0190c1e8-0000-7000-8000-0000000001" + std::to_string(10 + n);
-      c.agent_id = kAgentA;
-      c.created_by = n % 2 ? "bob" : "alice";
-      c.created_at_ms = c.updated_at_ms = kT0 + n;
-      ids.push_back(c.id);
-      s.Run({{ConversationStream(c.id), NewEvent::kNoStream,
-              ConversationCreated{c}}},
-            Meta(c.created_by, "", kT0 + n));
+      ids.push_back(CreateNumberedConversation(s, "1", n));
     }
     for (const char* table :
          {"conversations", "conversations_by_owner", "all_conversations"}) {
@@ -1648,14 +1656,7 @@ TEST(ReadModelsTest, EveryonesConversationsLeaveLevelZeroOnceFlushed) {
   for (int round = 0; round < 2; ++round) {
     for (int k = 0; k < 3; ++k) {
       const int n = round * 3 + k;
-      Conversation c;
-      c.id = "conv-0190c1e8-0000-7000-8000-0000000002" + std::to_string(10 + n);
-      c.agent_id = kAgentA;
-      c.created_by = n % 2 ? "bob" : "alice";
-      c.created_at_ms = c.updated_at_ms = kT0 + n;
-      s.Run({{ConversationStream(c.id), NewEvent::kNoStream,
-              ConversationCreated{c}}},
-            Meta(c.created_by, "", kT0 + n));
+      CreateNumberedConversation(s, "2", n);
     }
     for (const char* name : {"all_conversations", "conversations_by_owner"}) {
       ASSERT_TRUE(
