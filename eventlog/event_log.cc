@@ -4,6 +4,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -158,6 +159,48 @@ void TuneLogColumnFamily(std::string_view name,
 
 }  // namespace
 
+namespace {
+
+class AppendOperator : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "convstore.Append"; }
+  bool FullMergeV2(const MergeOperationInput& in,
+                   MergeOperationOutput* out) const override {
+    size_t size = in.existing_value ? in.existing_value->size() : 0;
+    for (const rocksdb::Slice& operand : in.operand_list) {
+      size += operand.size();
+    }
+    out->new_value.clear();
+    out->new_value.reserve(size);
+    if (in.existing_value) {
+      out->new_value.append(in.existing_value->data(),
+                            in.existing_value->size());
+    }
+    for (const rocksdb::Slice& operand : in.operand_list) {
+      out->new_value.append(operand.data(), operand.size());
+    }
+    return true;
+  }
+  // Appends join into one append (a flush keeps one record per key).
+  bool PartialMergeMulti(const rocksdb::Slice& /*key*/,
+                         const std::deque<rocksdb::Slice>& operands,
+                         std::string* joined,
+                         rocksdb::Logger* /*logger*/) const override {
+    joined->clear();
+    for (const rocksdb::Slice& operand : operands) {
+      joined->append(operand.data(), operand.size());
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::MergeOperator> AppendMergeOperator() {
+  static const auto op = std::make_shared<AppendOperator>();
+  return op;
+}
+
 void UseMemtablePerKey(rocksdb::ColumnFamilyOptions& options) {
   // Buckets of the hash (8 bytes each, from the memtable's own budget):
   // about as many as keys written between two flushes.
@@ -237,6 +280,10 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(
   log->cf_options_ = rocksdb::ColumnFamilyOptions(db_options);
   log->cf_options_.table_factory.reset(
       rocksdb::NewBlockBasedTableFactory(table_options));
+  // Every table takes LogBatch::Merge, so that whoever opens the store
+  // (server, tools, a secondary beside the server) can replay its WAL and
+  // read its merged rows. Tables nobody merges into pay nothing for it.
+  log->cf_options_.merge_operator = AppendMergeOperator();
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : names) {
     rocksdb::ColumnFamilyOptions cf_options = log->cf_options_;
@@ -647,17 +694,31 @@ void WriterCache::Remember(const EventLog& log, uint32_t cf_id,
   }
 }
 
+void WriterCache::Forget(const EventLog& log, uint32_t cf_id,
+                         std::string_view key) {
+  if (!log.IsWriterOwned(cf_id)) return;
+  Table* table = TableOf(cf_id);
+  if (table == nullptr) return;
+  if (auto it = table->rows.find(key); it != table->rows.end()) {
+    table->bytes -= RowBytes(key, it->second);
+    table->rows.erase(it);
+  }
+}
+
 void WriterCache::Absorb(const LogBatch& committed) {
   const EventLog& log = *committed.log_;
-  const std::string& bytes = committed.batch_.Data();
   for (const auto& own : committed.own_) {
     if (!log.IsWriterOwned(own->cf_id)) continue;
     for (const auto& [key, write] : own->writes) {
-      Remember(log, own->cf_id, own->writes.hash_function().View(key),
-               write.deleted
-                   ? std::nullopt
-                   : std::optional<std::string>(std::in_place, bytes,
-                                                write.offset, write.size));
+      const std::string_view k = own->writes.hash_function().View(key);
+      if (write.kind == LogBatch::OwnWrite::Kind::kAppend) {
+        Forget(log, own->cf_id, k);  // (Merge is not for these tables)
+      } else {
+        Remember(log, own->cf_id, k,
+                 write.kind == LogBatch::OwnWrite::Kind::kDelete
+                     ? std::nullopt
+                     : std::optional<std::string>(committed.BytesOf(write)));
+      }
     }
   }
 }
@@ -704,27 +765,58 @@ LogBatch::Lookup LogBatch::LookupOwn(rocksdb::ColumnFamilyHandle* cf,
   if (table == nullptr) return Lookup::kAbsent;
   auto it = table->writes.find(key);
   if (it == table->writes.end()) return Lookup::kAbsent;
-  if (it->second.deleted) return Lookup::kDeleted;
-  value->assign(batch_.Data(), it->second.offset, it->second.size);
-  return Lookup::kFound;
+  const OwnWrite& write = it->second;
+  if (write.kind == OwnWrite::Kind::kDelete) return Lookup::kDeleted;
+  value->assign(BytesOf(write));
+  return write.kind == OwnWrite::Kind::kAppend ? Lookup::kAppended
+                                               : Lookup::kFound;
+}
+
+std::optional<std::string_view> LogBatch::Written(
+    rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
+  const OwnTable* table = OwnTableOf(cf->GetID());
+  if (table == nullptr) return std::nullopt;
+  auto it = table->writes.find(key);
+  if (it == table->writes.end() || it->second.kind == OwnWrite::Kind::kDelete) {
+    return std::nullopt;
+  }
+  return BytesOf(it->second);
+}
+
+std::string_view LogBatch::BytesOf(const OwnWrite& write) const {
+  const std::string& bytes = write.in_merged ? merged_ : batch_.Data();
+  return std::string_view(bytes).substr(write.offset, write.size);
 }
 
 Result<std::optional<std::string>> LogBatch::Get(
     rocksdb::ColumnFamilyHandle* cf, std::string_view key) const {
+  // What merges in this batch and its bases append, newest first.
+  std::vector<std::string> appended;
+  auto with_appended = [&](std::optional<std::string> below) {
+    if (appended.empty()) return below;
+    std::string value = below.value_or(std::string());
+    for (auto it = appended.rbegin(); it != appended.rend(); ++it) {
+      value += *it;
+    }
+    return std::optional<std::string>(std::move(value));
+  };
   std::string value;
   for (const LogBatch* b = this; b != nullptr; b = b->base_) {
     switch (b->LookupOwn(cf, key, &value)) {
       case Lookup::kFound:
-        return std::optional<std::string>(std::move(value));
+        return with_appended(std::move(value));
       case Lookup::kDeleted:
-        return std::optional<std::string>();
+        return with_appended(std::nullopt);
+      case Lookup::kAppended:
+        appended.push_back(std::move(value));
+        break;
       case Lookup::kAbsent:
         break;
     }
   }
   if (cache_ != nullptr) {
     if (const auto* cached = cache_->Find(*log_, cf->GetID(), key)) {
-      return *cached;
+      return with_appended(*cached);
     }
   }
   rocksdb::Status s =
@@ -735,10 +827,10 @@ Result<std::optional<std::string>> LogBatch::Get(
     CONVSTORE_RETURN_IF_ERROR(FromRocksStatus(s, "read through batch"));
     found = std::move(value);
   }
-  // Neither this batch nor its bases wrote the key, so the store's value is
-  // the one that stays committed until a later batch of the writer's.
+  // The store's value is the one that stays committed until a later batch
+  // of the writer's (which Absorb tells the cache about).
   if (cache_ != nullptr) cache_->Remember(*log_, cf->GetID(), key, found);
-  return found;
+  return with_appended(std::move(found));
 }
 
 Result<std::optional<RecordedEvent>> LogBatch::ReadEvent(
@@ -763,12 +855,40 @@ void LogBatch::Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
              rocksdb::Slice(value.data(), value.size()));
   // A record ends with its value (WriteBatch's format), so the value is the
   // last bytes written.
-  Index(cf, key, {batch_.Data().size() - value.size(), value.size(), false});
+  Index(cf, key,
+        {batch_.Data().size() - value.size(), value.size(),
+         OwnWrite::Kind::kPut, false});
 }
 
 void LogBatch::Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
   batch_.Delete(cf, rocksdb::Slice(key.data(), key.size()));
-  Index(cf, key, {0, 0, true});
+  Index(cf, key, {0, 0, OwnWrite::Kind::kDelete, false});
+}
+
+void LogBatch::Merge(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                     std::string_view bytes) {
+  batch_.Merge(cf, rocksdb::Slice(key.data(), key.size()),
+               rocksdb::Slice(bytes.data(), bytes.size()));
+  // What this batch knew of the key, with the bytes appended: a whole value
+  // after a put or a delete here, else only what this batch appends.
+  OwnWrite write{merged_.size(), 0, OwnWrite::Kind::kAppend, true};
+  const OwnTable* table = OwnTableOf(cf->GetID());
+  if (table != nullptr) {
+    if (auto it = table->writes.find(key); it != table->writes.end()) {
+      const OwnWrite& before = it->second;
+      if (before.kind != OwnWrite::Kind::kAppend) {
+        write.kind = OwnWrite::Kind::kPut;
+      }
+      if (before.kind != OwnWrite::Kind::kDelete) {
+        // Copied first: the bytes may lie in merged_ itself.
+        const std::string known(BytesOf(before));
+        merged_.append(known);
+      }
+    }
+  }
+  merged_.append(bytes);
+  write.size = merged_.size() - write.offset;
+  Index(cf, key, write);
 }
 
 void LogBatch::SetSavePoint() {

@@ -89,6 +89,7 @@ class WriterCache {
                                          std::string_view key) const;
   void Remember(const EventLog& log, uint32_t cf_id, std::string_view key,
                 std::optional<std::string> value);
+  void Forget(const EventLog& log, uint32_t cf_id, std::string_view key);
   // few: searched in order. mutable: TableOf serves Find and Remember.
   mutable std::vector<Table> tables_;
 };
@@ -135,6 +136,12 @@ inline constexpr double kMemtableBloomRatio = 0.01;
 // only the key they seek to unless they ask for total order
 // (WholeTableReadOptions), and those pay for sorting the memtable.
 void UseMemtablePerKey(rocksdb::ColumnFamilyOptions& options);
+
+// The merge operator of every table EventLog::Open opens (what
+// LogBatch::Merge writes): each merge appends its bytes to the value (an
+// absent one counts as empty). RocksDB joins a key's appends when it
+// flushes and compacts.
+std::shared_ptr<rocksdb::MergeOperator> AppendMergeOperator();
 
 struct EventLogOptions {
   // Column families the caller (projections, auth) keeps beside the log.
@@ -333,6 +340,17 @@ class LogBatch {
   void Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
            std::string_view value);
   void Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+  // What this batch itself wrote to `key`: its value, or the bytes its
+  // merges append; read neither from its bases nor from the store (so
+  // cheap). nullopt when it wrote nothing there or deleted the key.
+  std::optional<std::string_view> Written(rocksdb::ColumnFamilyHandle* cf,
+                                          std::string_view key) const;
+  // Appends `bytes` to the key's value (absent counts as empty) without
+  // reading it: every table's merge operator is AppendMergeOperator() (and
+  // Get answers as it does). Not for the tables the writer caches
+  // (WriterOwnedTables).
+  void Merge(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+             std::string_view bytes);
 
   // Savepoints let one command's work be undone without touching others'.
   void SetSavePoint();
@@ -363,7 +381,9 @@ class LogBatch {
 
  private:
   friend class WriterCache;
-  enum class Lookup { kAbsent, kFound, kDeleted };
+  // kAppended: the batch only merged into the key; `value` is what it
+  // appends to the value below it.
+  enum class Lookup { kAbsent, kFound, kDeleted, kAppended };
   // This batch's own pending write of `key`, if any.
   Lookup LookupOwn(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                    std::string* value) const;
@@ -372,10 +392,16 @@ class LogBatch {
   // them (RocksDB's WriteBatchWithIndex keeps a sorted index, dearer to
   // build, for iterators we do not need).
   struct OwnWrite {
-    size_t offset = 0;  // of the value in batch_.Data()
+    enum class Kind : uint8_t { kPut, kDelete, kAppend };
+    size_t offset = 0;  // of the value in batch_.Data(), or in merged_
     size_t size = 0;
-    bool deleted = false;
+    Kind kind = Kind::kPut;
+    // The bytes are in merged_: a merge's result is in no one record of
+    // batch_ (its operands lie apart).
+    bool in_merged = false;
   };
+  // The bytes an own write holds.
+  std::string_view BytesOf(const OwnWrite& write) const;
   // A key written to one table, as where its bytes lie in the table's
   // `keys`: a flat hash map of these costs no allocation per write (a map
   // of strings cost two, a node and the key).
@@ -429,6 +455,9 @@ class LogBatch {
   const LogBatch* base_;
   WriterCache* cache_;
   rocksdb::WriteBatch batch_;
+  // The values of merged keys as this batch knows them, each merge's one
+  // after the ones before (a rolled-back merge's stay, unused).
+  std::string merged_;
   std::vector<std::unique_ptr<OwnTable>> own_;  // few: searched in order
   std::vector<Undo> undo_;                      // while a savepoint is set
   uint64_t next_position_;

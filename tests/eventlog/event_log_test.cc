@@ -495,6 +495,111 @@ TEST_F(EventLogTest, ReadsThroughABatchFollowItsSavePoints) {
       log_->db()->Get(rocksdb::ReadOptions(), cf, "new", &value).IsNotFound());
 }
 
+// A table beside the log that merges append to (every table's merge
+// operator is AppendMergeOperator).
+class LogBatchMergeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EventLogOptions options;
+    options.extra_column_families = {"appends"};
+    log_ = MustOpen(dir_.str(), options);
+    ASSERT_NE(log_, nullptr);
+    cf_ = log_->cf("appends");
+  }
+  std::optional<std::string> Read(const LogBatch& batch, std::string_view key) {
+    auto r = batch.Get(cf_, key);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::nullopt;
+  }
+  std::optional<std::string> Stored(std::string_view key) {
+    std::string value;
+    rocksdb::Status s =
+        log_->db()->Get(rocksdb::ReadOptions(), cf_,
+                        rocksdb::Slice(key.data(), key.size()), &value);
+    EXPECT_TRUE(s.ok() || s.IsNotFound()) << s.ToString();
+    return s.ok() ? std::optional<std::string>(value) : std::nullopt;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<EventLog> log_;
+  rocksdb::ColumnFamilyHandle* cf_ = nullptr;
+};
+
+TEST_F(LogBatchMergeTest, MergesAppendAndReadsSeeThemBeforeTheCommit) {
+  LogBatch batch(log_.get());
+  batch.Merge(cf_, "k", "a");
+  EXPECT_EQ(std::optional<std::string>("a"), Read(batch, "k"));
+  batch.Merge(cf_, "k", "b");
+  EXPECT_EQ(std::optional<std::string>("ab"), Read(batch, "k"));
+  batch.SetSavePoint();
+  batch.Merge(cf_, "k", "c");
+  EXPECT_EQ(std::optional<std::string>("abc"), Read(batch, "k"));
+  batch.RollbackToSavePoint();
+  EXPECT_EQ(std::optional<std::string>("ab"), Read(batch, "k"));
+  batch.Put(cf_, "put", "p");
+  batch.Merge(cf_, "put", "q");
+  batch.Delete(cf_, "deleted");
+  batch.Merge(cf_, "deleted", "x");
+  EXPECT_EQ(std::optional<std::string>("pq"), Read(batch, "put"));
+  EXPECT_EQ(std::optional<std::string>("x"), Read(batch, "deleted"));
+  EXPECT_EQ(std::nullopt, Read(batch, "never"));
+  ASSERT_TRUE(batch.Commit().ok());
+  EXPECT_EQ(std::optional<std::string>("ab"), Stored("k"));
+  EXPECT_EQ(std::optional<std::string>("pq"), Stored("put"));
+  EXPECT_EQ(std::optional<std::string>("x"), Stored("deleted"));
+}
+
+TEST_F(LogBatchMergeTest, ABatchAppendsToWhatItsBaseAndTheStoreHold) {
+  {
+    LogBatch first(log_.get());
+    first.Merge(cf_, "k", "a");
+    first.Put(cf_, "later deleted", "old");
+    ASSERT_TRUE(first.Commit().ok());
+  }
+  LogBatch base(log_.get());
+  base.Merge(cf_, "k", "b");
+  base.Merge(cf_, "later deleted", "+");
+  LogBatch next(log_.get(), &base);
+  next.Merge(cf_, "k", "c");
+  EXPECT_EQ(std::optional<std::string>("abc"), Read(next, "k"));
+  EXPECT_EQ(std::optional<std::string>("ab"), Read(base, "k"));
+  EXPECT_EQ(std::optional<std::string>("old+"), Read(next, "later deleted"));
+  next.Delete(cf_, "later deleted");
+  next.Merge(cf_, "later deleted", "new");
+  EXPECT_EQ(std::optional<std::string>("new"), Read(next, "later deleted"));
+
+  ASSERT_TRUE(base.Commit().ok());
+  next.ClearBase();
+  EXPECT_EQ(std::optional<std::string>("abc"), Read(next, "k"));
+  ASSERT_TRUE(next.Commit().ok());
+  EXPECT_EQ(std::optional<std::string>("abc"), Stored("k"));
+  EXPECT_EQ(std::optional<std::string>("new"), Stored("later deleted"));
+
+  // RocksDB joins the appends in its tables the same way.
+  ASSERT_TRUE(log_->db()->Flush(rocksdb::FlushOptions(), cf_).ok());
+  ASSERT_TRUE(
+      log_->db()
+          ->CompactRange(rocksdb::CompactRangeOptions(), cf_, nullptr, nullptr)
+          .ok());
+  EXPECT_EQ(std::optional<std::string>("abc"), Stored("k"));
+  EXPECT_EQ(std::optional<std::string>("new"), Stored("later deleted"));
+}
+
+TEST_F(LogBatchMergeTest, AppendsOnlyInTheWalAreReadAfterAReopen) {
+  for (const char* part : {"a", "b", "c"}) {
+    LogBatch batch(log_.get());
+    batch.Merge(cf_, "k", part);
+    ASSERT_TRUE(batch.Commit().ok());
+  }
+  log_.reset();
+  // Opened with no table named: the merge operator is every table's.
+  log_ = MustOpen(dir_.str(), EventLogOptions{});
+  ASSERT_NE(log_, nullptr);
+  cf_ = log_->cf("appends");
+  ASSERT_NE(cf_, nullptr);
+  EXPECT_EQ(std::optional<std::string>("abc"), Stored("k"));
+}
+
 TEST_F(EventLogTest, PopSavePointKeepsWrites) {
   LogBatch batch(log_.get());
   batch.SetSavePoint();
