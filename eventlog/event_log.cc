@@ -869,22 +869,32 @@ void LogBatch::Merge(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                      std::string_view bytes) {
   batch_.Merge(cf, rocksdb::Slice(key.data(), key.size()),
                rocksdb::Slice(bytes.data(), bytes.size()));
-  // What this batch knew of the key, with the bytes appended: a whole value
-  // after a put or a delete here, else only what this batch appends.
-  OwnWrite write{merged_.size(), 0, OwnWrite::Kind::kAppend, true};
   const OwnTable* table = OwnTableOf(cf->GetID());
+  const OwnWrite* before = nullptr;
   if (table != nullptr) {
     if (auto it = table->writes.find(key); it != table->writes.end()) {
-      const OwnWrite& before = it->second;
-      if (before.kind != OwnWrite::Kind::kAppend) {
-        write.kind = OwnWrite::Kind::kPut;
-      }
-      if (before.kind != OwnWrite::Kind::kDelete) {
-        // Copied first: the bytes may lie in merged_ itself.
-        const std::string known(BytesOf(before));
-        merged_.append(known);
-      }
+      before = &it->second;
     }
+  }
+  if (before == nullptr) {
+    // The first write of the key here: what it appends is the record's
+    // value, the last bytes written (as for Put).
+    Index(cf, key,
+          {batch_.Data().size() - bytes.size(), bytes.size(),
+           OwnWrite::Kind::kAppend, false});
+    return;
+  }
+  // What this batch knew of the key, with the bytes appended: a whole value
+  // after a put or a delete here, else only what this batch appends.
+  OwnWrite write{merged_.size(), 0,
+                 before->kind == OwnWrite::Kind::kAppend
+                     ? OwnWrite::Kind::kAppend
+                     : OwnWrite::Kind::kPut,
+                 true};
+  if (before->kind != OwnWrite::Kind::kDelete) {
+    // Copied first: the bytes may lie in merged_ itself.
+    const std::string known(BytesOf(*before));
+    merged_.append(known);
   }
   merged_.append(bytes);
   write.size = merged_.size() - write.offset;

@@ -396,8 +396,8 @@ class LogBatch {
     size_t offset = 0;  // of the value in batch_.Data(), or in merged_
     size_t size = 0;
     Kind kind = Kind::kPut;
-    // The bytes are in merged_: a merge's result is in no one record of
-    // batch_ (its operands lie apart).
+    // The bytes are in merged_: a key's second merge here (or a merge
+    // after its put) leaves a value in no one record of batch_.
     bool in_merged = false;
   };
   // The bytes an own write holds.
@@ -455,8 +455,9 @@ class LogBatch {
   const LogBatch* base_;
   WriterCache* cache_;
   rocksdb::WriteBatch batch_;
-  // The values of merged keys as this batch knows them, each merge's one
-  // after the ones before (a rolled-back merge's stay, unused).
+  // The values of keys merged into twice or more (or after a put) as this
+  // batch knows them, each merge's after the ones before (a rolled-back
+  // merge's stay, unused).
   std::string merged_;
   std::vector<std::unique_ptr<OwnTable>> own_;  // few: searched in order
   std::vector<Undo> undo_;                      // while a savepoint is set
