@@ -1318,7 +1318,7 @@ void App::Handlers::AppendMessage(const RequestCtx& ctx, const std::string& id,
         std::optional<std::string> rendered;
         CONVSTORE_ASSIGN_OR_RETURN(
             rendered,
-            app_.decided_read_models()->GetMessageIn(
+            app_.decided_read_models()->AppendedMessageIn(
                 batch, d.result.conversation_id, appended.back().revision));
         if (!rendered) {
           return Status::Internal("the appended message has no row");

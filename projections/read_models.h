@@ -76,7 +76,8 @@ inline constexpr std::string_view kDefaultReadModelsPrefix = "rm_";
 // their last change, for retention).
 // 6: everyone's agents and conversations (what admins list) in tables of
 // their own, no longer under the empty owner in the by-owner ones.
-inline constexpr uint8_t kReadModelsFormat = 6;
+// 7: messages in pages of 16 (each a row whose messages merges append).
+inline constexpr uint8_t kReadModelsFormat = 7;
 
 class ReadModels : public EventSink,
                    public std::enable_shared_from_this<ReadModels> {
@@ -147,9 +148,9 @@ class ReadModels : public EventSink,
   Result<std::optional<Versioned<Conversation>>> GetConversation(
       std::string_view id, const LogBatch* batch = nullptr) const;
 
-  // A message as GET messages renders it, read through `batch` (the answer
-  // to the append that put it there); nullopt if there is no such message.
-  Result<std::optional<std::string>> GetMessageIn(
+  // A message `batch` appended, as GET messages renders it (the answer to
+  // the append); nullopt if the batch appended no such message.
+  Result<std::optional<std::string>> AppendedMessageIn(
       const LogBatch& batch, std::string_view conversation_id,
       uint64_t revision) const;
 

@@ -209,6 +209,40 @@ TEST_F(ErasureTest, AfterThePurgeTheErasedTextIsInNoFileOfTheDataDir) {
   EXPECT_EQ(std::vector<std::string>{}, FilesContaining(dir, secret));
 }
 
+// A transcript of several pages (the store keeps 16 messages a row) goes
+// whole: its message ids no longer resolve as cursors, and the read models
+// equal a rebuild from the log, row for row (nothing of it left behind).
+TEST_F(ErasureTest, ALongTranscriptGoesWholeAndTheReadModelsEqualARebuild) {
+  const std::string gone = ConversationWithMessages("gone", 40);
+  const std::string kept = ConversationWithMessages("kept", 20);
+  HttpResponse before =
+      client_.Get("/v1/conversations/" + gone + "/messages", alice_);
+  ASSERT_EQ(200u, before.status) << before.body;
+  const std::vector<std::string> gone_ids = Ids(Parsed(before).as_array());
+  ASSERT_EQ(41u, gone_ids.size()) << "the system message and 40 more";
+
+  ASSERT_EQ(204u, client_.Delete("/v1/conversations/" + gone, alice_).status);
+  const std::string kept_messages = "/v1/conversations/" + kept + "/messages";
+  for (const std::string& id : {gone_ids[0], gone_ids[17], gone_ids[40]}) {
+    EXPECT_TRUE(IsError(client_.Get(kept_messages + "?after=" + id, alice_),
+                        400, "invalid_request_error"))
+        << id;
+  }
+  HttpResponse kept_list = client_.Get(kept_messages, alice_);
+  ASSERT_EQ(200u, kept_list.status);
+  EXPECT_EQ(21u, Parsed(kept_list).as_array().size());
+
+  const std::string dir = server_.data_dir();
+  server_.Stop();
+  auto log = EventLog::Open(dir, EventLogOptions{});
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  TempDir scratch;
+  auto report = VerifyReadModels(**log, (scratch.path() / "s").string(), 5);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->differences.empty()) << report->differences[0];
+  EXPECT_GT(report->keys_compared, 21u);
+}
+
 TEST_F(ErasureTest, ARetryAfterTheDeleteIsNotAnsweredFromTheKeptResponse) {
   const std::string id = ConversationWithMessages("retried", 0);
   const std::string path = "/v1/conversations/" + id + "/messages";

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <regex>
 #include <set>
@@ -247,6 +248,35 @@ TEST_F(MessagesTest, PagesVisitEveryMessageExactlyOnce) {
   std::vector<size_t> sizes;
   EXPECT_EQ(said, ListAllIds("?limit=10", &sizes));
   EXPECT_EQ((std::vector<size_t>{10, 10, 5}), sizes);
+}
+
+// The store keeps a transcript in pages of 16 messages: a cursor on any
+// message, near a page's edge or not, resumes right after it, and the whole
+// transcript reads back in order, with another conversation's appends
+// interleaved.
+TEST_F(MessagesTest, AfterAnyMessageOfALongTranscriptResumesRightAfterIt) {
+  const std::string other = NewConversation();
+  std::vector<std::string> said;
+  std::vector<std::string> theirs;
+  for (int i = 0; i < 40; ++i) {
+    said.push_back(Str(Say("m" + std::to_string(i)), "id"));
+    theirs.push_back(Str(Say("o" + std::to_string(i), "user", other), "id"));
+  }
+  EXPECT_EQ(said, Ids(ParsedArray(List())));
+  EXPECT_EQ(theirs, Ids(ParsedArray(List("", other))));
+  for (size_t i = 0; i < said.size(); ++i) {
+    SCOPED_TRACE("after message " + std::to_string(i));
+    HttpResponse r = List("?limit=3&after=" + said[i]);
+    ASSERT_EQ(200u, r.status) << r.body;
+    const size_t end = std::min(said.size(), i + 4);
+    EXPECT_EQ(
+        std::vector<std::string>(said.begin() + i + 1, said.begin() + end),
+        Ids(ParsedArray(r)));
+    EXPECT_EQ(end < said.size(), !NextLink(r).empty());
+  }
+  std::vector<size_t> sizes;
+  EXPECT_EQ(said, ListAllIds("?limit=16", &sizes));
+  EXPECT_EQ((std::vector<size_t>{16, 16, 8}), sizes);
 }
 
 TEST_F(MessagesTest, AFullLastPageHasNoLink) {

@@ -42,7 +42,8 @@ struct Store {
 };
 
 // Two users; agents (one with instructions, one patched, one deleted);
-// conversations with messages, a renamed one and a completed one.
+// conversations with messages (one with 40, three of the store's pages of
+// 16), a renamed one and a completed one.
 Store Populate(uint16_t port) {
   Store s;
   HttpClient c(port);
@@ -66,7 +67,7 @@ Store Populate(uint16_t port) {
   s.conversations.push_back(Str(other, "id"));
   for (size_t i = 0; i < s.conversations.size(); ++i) {
     const std::string& key = i == 3 ? s.other_key : s.user_key;
-    for (int m = 0; m < 3; ++m) {
+    for (int m = 0; m < (i == 2 ? 40 : 3); ++m) {
       EXPECT_EQ(201u, c.Post("/v1/conversations/" + s.conversations[i] +
                                  "/messages",
                              key, MessageBody("m" + std::to_string(m)))
@@ -103,6 +104,13 @@ std::map<std::string, std::string> Snapshot(uint16_t port, const Store& s) {
     get("/v1/conversations/" + conv, kAdmin);
     get("/v1/conversations/" + conv + "/messages", kAdmin);
     get("/v1/conversations/" + conv + "/messages?limit=2", kAdmin);
+    // A page that starts in one of the store's pages and ends in the next.
+    HttpResponse all = c.Get("/v1/conversations/" + conv + "/messages", kAdmin);
+    if (all.status == 200 && all.json().as_array().size() > 20) {
+      get("/v1/conversations/" + conv + "/messages?limit=20&after=" +
+              Str(all.json().as_array()[14], "id"),
+          kAdmin);
+    }
   }
   return out;
 }
