@@ -101,9 +101,11 @@ void AppendMessageEntry(std::string& out, uint64_t revision, uint64_t position,
 }
 
 struct MessageEntry {
-  uint64_t revision = 0;
-  uint64_t position = 0;
+  std::string_view header;  // revision, position and size
   std::string_view json;
+  // Decoded only when asked: a transcript sent whole needs neither.
+  uint64_t revision() const { return DecodePositionKey(header.substr(0, 8)); }
+  uint64_t position() const { return DecodePositionKey(header.substr(8, 8)); }
 };
 
 // The entry at `*offset` of a page; moves `*offset` past it.
@@ -120,8 +122,7 @@ Result<MessageEntry> NextMessageEntry(std::string_view page, size_t* offset) {
     return Status::Corruption("stored message page ends inside a message");
   }
   MessageEntry entry;
-  entry.revision = DecodePositionKey(rest.substr(0, 8));
-  entry.position = DecodePositionKey(rest.substr(8, 8));
+  entry.header = rest.substr(0, kMessageEntryHeaderBytes);
   entry.json = rest.substr(kMessageEntryHeaderBytes, size);
   *offset += kMessageEntryHeaderBytes + size;
   return entry;
@@ -512,7 +513,7 @@ Result<std::optional<std::string>> ReadModels::AppendedMessageIn(
   for (size_t offset = 0; offset < written->size();) {
     MessageEntry entry;
     CONVSTORE_ASSIGN_OR_RETURN(entry, NextMessageEntry(*written, &offset));
-    if (entry.revision == revision) {
+    if (entry.revision() == revision) {
       return std::optional<std::string>(entry.json);
     }
   }
@@ -1015,7 +1016,7 @@ Result<Page<std::string>> ReadModels::ListMessages(
     for (size_t offset = 0; offset < rows.size();) {
       MessageEntry entry;
       CONVSTORE_ASSIGN_OR_RETURN(entry, NextMessageEntry(rows, &offset));
-      if (after_revision && entry.revision <= *after_revision) continue;
+      if (after_revision && entry.revision() <= *after_revision) continue;
       if (page.items.size() == limit) {
         page.has_more = true;
         break;
@@ -1043,8 +1044,9 @@ Result<std::vector<ReadModels::PositionedMessage>> ReadModels::MessagesFrom(
     for (size_t offset = 0; offset < rows.size() && out.size() < limit;) {
       MessageEntry entry;
       CONVSTORE_ASSIGN_OR_RETURN(entry, NextMessageEntry(rows, &offset));
-      if (entry.position < from) continue;
-      out.push_back({entry.position, std::string(entry.json)});
+      const uint64_t position = entry.position();
+      if (position < from) continue;
+      out.push_back({position, std::string(entry.json)});
     }
   }
   CONVSTORE_RETURN_IF_ERROR(FromRocks(it->status()));
