@@ -320,7 +320,8 @@ class BulkRows {
   // that the memtable takes one row per page and batch, not one per
   // message: a merge sorts before the row it adds to, where the memtable's
   // insert hint does not help, and a flush joins them again (a rebuild of
-  // 1,000,000 events took 40% longer with a merge per message).
+  // 1,000,000 events was slower with a merge per message in each of three
+  // alternating rounds, BENCHMARKS.md, session 23).
   void Merge(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
              std::string_view bytes) {
     if (cf != appended_) {
