@@ -308,6 +308,37 @@ TEST_F(ProjectionsTest, VerifyFindsACorruptedRowAndRebuildRepairsIt) {
   EXPECT_EQ(original.header("ETag"), after.header("ETag"));
 }
 
+// A stored page of messages cut short (a disk fault, a bad manual edit):
+// reading it is a 500 with the error body, not a crash or a partial
+// transcript; verify names the page and a rebuild brings the transcript back.
+TEST_F(ProjectionsTest, ATruncatedMessagePageIs500UntilARebuild) {
+  const std::string victim = store_.conversations[2];  // 40 messages
+  const std::string path = "/v1/conversations/" + victim + "/messages";
+  HttpResponse original = server_->Client().Get(path, kAdmin);
+  ASSERT_EQ(200u, original.status) << original.body;
+  StopServer();
+  // The page of stream revisions 0-15: "<id>\0<8-byte page number>".
+  const std::string first_page = victim + std::string(9, '\0');
+  ASSERT_FALSE(ReadModelRow(dir_, "messages", first_page).empty());
+  CorruptReadModelRow(dir_, "messages", first_page, std::string("\0\1", 2));
+
+  StartServer();
+  HttpClient c = server_->Client();
+  EXPECT_TRUE(IsError(c.Get(path, kAdmin), 500, "internal_error"));
+  EXPECT_TRUE(IsError(c.Get(path + "?limit=5", kAdmin), 500, "internal_error"));
+  StopServer();
+  CommandResult found = Verify(dir_);
+  EXPECT_NE(0, found.exit_code) << Describe(found);
+  EXPECT_NE(std::string::npos, found.out.find("messages: key " + victim))
+      << Describe(found);
+
+  ASSERT_EQ(0, Rebuild(dir_).exit_code);
+  StartServer();
+  HttpResponse repaired = server_->Client().Get(path, kAdmin);
+  ASSERT_EQ(200u, repaired.status) << repaired.body;
+  EXPECT_EQ(original.body, repaired.body);
+}
+
 TEST_F(ProjectionsTest, VerifyFindsAnExtraAndAMissingRow) {
   StopServer();
   CorruptReadModelRow(dir_, "agents", "00000000-0000-7000-8000-000000000000",
