@@ -64,7 +64,11 @@ std::string ListKey(std::string_view owner, std::string_view id) {
 // A message's address (what the message-id index holds):
 // "<conversation id>\0<8-byte big-endian stream revision>".
 std::string MessageKey(std::string_view conversation_id, uint64_t revision) {
-  std::string k(conversation_id);
+  std::string k;
+  // One allocation: an id is longer than a short string's inline room, and
+  // the '\0' would have grown it again (each append makes three of these).
+  k.reserve(conversation_id.size() + 9);
+  k.append(conversation_id);
   k.push_back('\0');
   k += EncodePositionKey(revision);
   return k;
@@ -91,6 +95,7 @@ constexpr size_t kMessageEntryHeaderBytes = 20;
 
 void AppendMessageEntry(std::string& out, uint64_t revision, uint64_t position,
                         std::string_view json) {
+  out.reserve(out.size() + kMessageEntryHeaderBytes + json.size());
   out += EncodePositionKey(revision);
   out += EncodePositionKey(position);
   const uint32_t size = static_cast<uint32_t>(json.size());
