@@ -156,7 +156,9 @@ int main(int argc, char** argv) {
       "verify",
       "Rebuild the read models into a scratch area and compare them with the "
       "live ones key by key; exit 0 when identical, 1 with the first "
-      "differences. Safe while the server runs.\nExample: convstore "
+      "differences (each key, the two sizes and the first differing byte; "
+      "never a row's contents). Safe while the server runs.\nExample: "
+      "convstore "
       "projections verify --data-dir ./data");
   verify_cmd->add_option("--data-dir", proj.data_dir, "Data directory")
       ->capture_default_str();

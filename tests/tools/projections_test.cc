@@ -339,6 +339,37 @@ TEST_F(ProjectionsTest, ATruncatedMessagePageIs500UntilARebuild) {
   EXPECT_EQ(original.body, repaired.body);
 }
 
+// verify says which row differs and where, not what it holds: a page holds
+// people's words, and verify's output goes to terminals and CI logs.
+TEST_F(ProjectionsTest, VerifyNamesADifferingPageWithoutPrintingItsMessages) {
+  const std::string victim = store_.conversations[2];
+  StopServer();
+  const std::string first_page = victim + std::string(9, '\0');
+  std::string page = ReadModelRow(dir_, "messages", first_page);
+  ASSERT_NE(std::string::npos, page.find("\"content\":\"m")) << page;
+  // A byte of the last message's JSON, the size unchanged.
+  const size_t changed = page.size() - 2;
+  page[changed] = page[changed] == 'x' ? 'y' : 'x';
+  CorruptReadModelRow(dir_, "messages", first_page, page);
+
+  CommandResult r = Verify(dir_);
+  EXPECT_NE(0, r.exit_code) << Describe(r);
+  EXPECT_NE(std::string::npos, r.out.find("messages: key " + victim))
+      << Describe(r);
+  const std::string size = std::to_string(page.size());
+  EXPECT_NE(
+      std::string::npos,
+      r.out.find("live " + size + " bytes, rebuilt " + size +
+                 " bytes, first difference at byte " + std::to_string(changed)))
+      << Describe(r);
+  EXPECT_EQ(std::string::npos, r.out.find("content")) << Describe(r);
+  EXPECT_EQ(std::string::npos, r.err.find("content")) << Describe(r);
+
+  ASSERT_EQ(0, Rebuild(dir_).exit_code);
+  CommandResult clean = Verify(dir_);
+  EXPECT_EQ(0, clean.exit_code) << Describe(clean);
+}
+
 TEST_F(ProjectionsTest, VerifyFindsAnExtraAndAMissingRow) {
   StopServer();
   CorruptReadModelRow(dir_, "agents", "00000000-0000-7000-8000-000000000000",
