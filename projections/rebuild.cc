@@ -47,7 +47,7 @@ std::string Printable(std::string_view bytes) {
   return out;
 }
 
-// Where two values of one key part: their sizes and the first byte that
+// How two values of one key differ: their sizes and the first byte that
 // differs, not the bytes themselves. A row can hold message text and other
 // personal data, which an operator's terminal or a CI log need not get; the
 // key and the offset are enough to find the row and read it deliberately.

@@ -607,6 +607,17 @@ TEST(ParseAppendMessageTest, ReadsEveryRole) {
   }
 }
 
+// The body is parsed into a small buffer first; a longer one goes on in the
+// heap, whole.
+TEST(ParseAppendMessageTest, ContentLongerThanTheParseBufferIsWhole) {
+  const std::string content = Repeat("abc", 4000);  // 12,000 bytes
+  auto r = ParseAppendMessage(
+      "{\"role\":\"assistant\",\"content\":" + Q(content) + "}");
+  ExpectOk(r);
+  EXPECT_EQ(r->content, content);
+  EXPECT_EQ(r->role, MessageRole::kAssistant);
+}
+
 TEST(ParseAppendMessageTest, ContentEscapesAreDecoded) {
   auto r = ParseAppendMessage(
       R"({"role":"user","content":"line1\nline2 \"q\" \\ \u00e9 \t"})");
