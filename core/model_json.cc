@@ -117,23 +117,6 @@ json::object ConversationToJson(const Conversation& c,
 
 namespace {
 
-// Appends `s` quoted and escaped exactly as json::serialize writes a string:
-// Boost.JSON's serializer escapes it into a stack buffer, so rendering
-// allocates nothing but `out`.
-void AppendJsonString(json::serializer& sr, std::string_view s,
-                      std::string& out) {
-  sr.reset(json::string_view(s.data(), s.size()));
-  char buf[256];
-  while (!sr.done()) out.append(sr.read(buf));
-}
-
-// `s` escaped as inside a JSON string, without the quotes.
-std::string JsonEscaped(json::serializer& sr, std::string_view s) {
-  std::string quoted;
-  AppendJsonString(sr, s, quoted);
-  return quoted.substr(1, quoted.size() - 2);
-}
-
 // Whether json::serialize escapes any byte of `s` (a control byte, '"' or
 // '\\'). Eight bytes at a time: a list page asks it of every item's room,
 // and byte by byte it took about 6 instructions a byte.
@@ -160,6 +143,30 @@ bool NeedsJsonEscape(std::string_view s) {
   return false;
 }
 
+// Appends `s` quoted and escaped exactly as json::serialize writes a string.
+// Most strings (ids, roles, times, most text) hold nothing to escape and are
+// copied as they are; the others go through Boost.JSON's serializer, into a
+// stack buffer, so rendering allocates nothing but `out`.
+void AppendJsonString(std::string_view s, std::string& out) {
+  if (!NeedsJsonEscape(s)) {
+    out.push_back('"');
+    out.append(s);
+    out.push_back('"');
+    return;
+  }
+  json::serializer sr;
+  sr.reset(json::string_view(s.data(), s.size()));
+  char buf[256];
+  while (!sr.done()) out.append(sr.read(buf));
+}
+
+// `s` escaped as inside a JSON string, without the quotes.
+std::string JsonEscaped(std::string_view s) {
+  std::string quoted;
+  AppendJsonString(s, quoted);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
 }  // namespace
 
 RoomUrlTemplate::RoomUrlTemplate(std::string_view url_template,
@@ -178,9 +185,8 @@ RoomUrlTemplate::RoomUrlTemplate(std::string_view url_template,
     start = pos + kRoom.size();
   }
   pieces_.push_back(filled.substr(start));
-  json::serializer sr;
   for (const std::string& piece : pieces_) {
-    json_pieces_.push_back(JsonEscaped(sr, piece));
+    json_pieces_.push_back(JsonEscaped(piece));
   }
 }
 
@@ -199,8 +205,7 @@ void RoomUrlTemplate::AppendJson(std::string_view room,
   // the serializer's.
   std::string escaped;
   if (NeedsJsonEscape(room)) {
-    json::serializer sr;
-    escaped = JsonEscaped(sr, room);
+    escaped = JsonEscaped(room);
     room = escaped;
   }
   out.push_back('"');
@@ -303,23 +308,23 @@ std::string RenderMessage(const Message& m) {
   // written field by field (the bytes json::serialize would write for it)
   // instead of built as a json::object first (7.2k -> 3.1k instructions
   // for a 200-byte message, callgrind).
-  const std::string created_at = FormatRfc3339Millis(m.created_at_ms);
+  const Rfc3339Millis created_at_text(m.created_at_ms);
+  const std::string_view created_at = created_at_text.view();
   const std::string_view role = ToString(m.role);
   std::string out;
   // Room for the names and quotes; escapes may grow it.
   out.reserve(64 + m.id.size() + m.conversation_id.size() + role.size() +
               m.content.size() + created_at.size());
-  json::serializer sr;
   out.append("{\"id\":");
-  AppendJsonString(sr, m.id, out);
+  AppendJsonString(m.id, out);
   out.append(",\"conversation_id\":");
-  AppendJsonString(sr, m.conversation_id, out);
+  AppendJsonString(m.conversation_id, out);
   out.append(",\"role\":");
-  AppendJsonString(sr, role, out);
+  AppendJsonString(role, out);
   out.append(",\"content\":");
-  AppendJsonString(sr, m.content, out);
+  AppendJsonString(m.content, out);
   out.append(",\"created_at\":");
-  AppendJsonString(sr, created_at, out);
+  AppendJsonString(created_at, out);
   out.push_back('}');
   return out;
 }

@@ -35,6 +35,8 @@ TEST(RenderMessageTest, WritesTheBytesOfTheMessageObject) {
        {std::string(""), std::string("plain"),
         std::string("quote \" backslash \\ slash / tab \t nl \n"),
         std::string("ctl \x01\x1f del \x7f"), std::string("nul \0 mid", 9),
+        std::string("del \x7f alone, nothing else to escape"),
+        std::string("a quote at the end, past eight bytes\""),
         std::string("h\xC3\xA9llo \xF0\x9F\x8E\x99 \xE2\x80\xA8"),
         std::string(5000, 'x') + "\"" + std::string(300, '\n')}) {
     for (MessageRole role :
