@@ -165,7 +165,7 @@ struct EventLogOptions {
       compaction_filters;
   // Adjusts a caller's column family's options by its name (e.g. memtable
   // insert hints for keys that arrive in order), at open and whenever the
-  // family is created later through CreateColumnFamily.
+  // family is created later through CreateColumnFamilies.
   std::function<void(std::string_view name, rocksdb::ColumnFamilyOptions&)>
       tune_column_family;
 };
@@ -239,11 +239,12 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* cf(std::string_view name) const;
   // Names of every column family, in name order.
   std::vector<std::string> ColumnFamilyNames() const;
-  // Creates the column family unless it exists (read models of a rebuild).
-  Result<rocksdb::ColumnFamilyHandle*> CreateColumnFamily(
-      const std::string& name);
-  // Drops a column family and its data; no handle to it may be in use.
-  Status DropColumnFamily(const std::string& name);
+  // Creates those of the column families that do not exist yet (read
+  // models of a rebuild), all in one RocksDB call.
+  Status CreateColumnFamilies(const std::vector<std::string>& names);
+  // Drops those of the column families that exist, and their data, in one
+  // RocksDB call; no handle to them may be in use.
+  Status DropColumnFamilies(const std::vector<std::string>& names);
 
   // Projections applied to every appended event, inside the same batch.
   // Call AddSink before writing starts; ReplaceSink only from the thread
@@ -279,7 +280,7 @@ class EventLog {
   std::unique_ptr<rocksdb::DB> db_;
   // Options of every column family, those created later included.
   rocksdb::ColumnFamilyOptions cf_options_;
-  // EventLogOptions::tune_column_family, kept for CreateColumnFamily.
+  // EventLogOptions::tune_column_family, kept for CreateColumnFamilies.
   std::function<void(std::string_view, rocksdb::ColumnFamilyOptions&)>
       tune_column_family_;
   // Guards cfs_: column families are created and dropped while readers run.

@@ -83,7 +83,7 @@ class ReadModels : public EventSink,
                    public std::enable_shared_from_this<ReadModels> {
  public:
   // Column families of the read models named by `prefix` (one generation);
-  // pass them to EventLog::Open or create them with CreateColumnFamily.
+  // pass them to EventLog::Open or create them with CreateColumnFamilies.
   static std::vector<std::string> ColumnFamilies(
       std::string_view prefix = kDefaultReadModelsPrefix);
   // The generation prefix ("rm_", "rm2_", ...) and the table ("messages")

@@ -66,18 +66,11 @@ std::string DescribeDifference(std::string_view live,
 }  // namespace
 
 Status CreateGeneration(EventLog& log, std::string_view prefix) {
-  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
-    auto created = log.CreateColumnFamily(name);
-    if (!created.ok()) return created.status();
-  }
-  return Status();
+  return log.CreateColumnFamilies(ReadModels::ColumnFamilies(prefix));
 }
 
 Status DropGeneration(EventLog& log, std::string_view prefix) {
-  for (const std::string& name : ReadModels::ColumnFamilies(prefix)) {
-    CONVSTORE_RETURN_IF_ERROR(log.DropColumnFamily(name));
-  }
-  return Status();
+  return log.DropColumnFamilies(ReadModels::ColumnFamilies(prefix));
 }
 
 std::string NextGenerationPrefix(std::string_view prefix) {
@@ -127,13 +120,12 @@ Result<std::shared_ptr<ReadModels>> OpenActiveReadModels(EventLog& log) {
 Status DropStaleGenerations(EventLog& log) {
   std::string active;
   CONVSTORE_ASSIGN_OR_RETURN(active, ActiveReadModelsPrefix(log));
+  std::vector<std::string> stale;
   for (const std::string& name : log.ColumnFamilyNames()) {
     std::optional<std::string> prefix = ReadModelsPrefixOf(name);
-    if (prefix && *prefix != active) {
-      CONVSTORE_RETURN_IF_ERROR(log.DropColumnFamily(name));
-    }
+    if (prefix && *prefix != active) stale.push_back(name);
   }
-  return Status();
+  return log.DropColumnFamilies(stale);
 }
 
 Result<RebuildReport> RebuildReadModels(EventLog& log) {

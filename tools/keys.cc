@@ -20,12 +20,11 @@ template <typename Offline, typename Online>
 int OfflineOrOnline(const OnlineFlags& where, Offline offline, Online online) {
   auto log = OpenExclusive(where.data_dir);
   if (log.ok()) {
-    for (const std::string& cf : http::ApiKeyStore::ColumnFamilies()) {
-      auto created = (*log)->CreateColumnFamily(cf);
-      if (!created.ok()) {
-        std::cerr << "error: " << created.status().message() << "\n";
-        return 1;
-      }
+    Status created =
+        (*log)->CreateColumnFamilies(http::ApiKeyStore::ColumnFamilies());
+    if (!created.ok()) {
+      std::cerr << "error: " << created.message() << "\n";
+      return 1;
     }
     http::ApiKeyStore keys(log->get());
     if (Status opened = keys.Open(); !opened.ok()) {

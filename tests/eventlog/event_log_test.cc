@@ -2074,9 +2074,8 @@ TEST(ReadModelsTest, ARebuildAfterAnErasureGivesTheSameBytes) {
     Store s = Store::Open(rebuilt_dir.str(), /*attach=*/true);
     ASSERT_NE(s.log, nullptr);
     const std::string prefix = bulk ? "bulk_" : "rm_";
-    for (const std::string& cf : ReadModels::ColumnFamilies(prefix)) {
-      ASSERT_TRUE(s.log->CreateColumnFamily(cf).ok());
-    }
+    ASSERT_TRUE(
+        s.log->CreateColumnFamilies(ReadModels::ColumnFamilies(prefix)).ok());
     ReadModels rm(s.log.get(), prefix);
     ASSERT_TRUE((bulk ? rm.BuildFrom(*s.log, s.log->head())
                       : rm.CatchUpFrom(*s.log, s.log->head()))
@@ -2114,9 +2113,8 @@ TEST(ReadModelsColumnFamilyTest, TablesCreatedLaterGetTheTunedOptions) {
   EventLogOptions options = LogOptions();
   options.tune_column_family = ReadModels::TuneColumnFamily;
   std::unique_ptr<EventLog> log = MustOpen(dir.str(), options);
-  for (const std::string& cf : ReadModels::ColumnFamilies("rm2_")) {
-    ASSERT_TRUE(log->CreateColumnFamily(cf).ok()) << cf;
-  }
+  ASSERT_TRUE(
+      log->CreateColumnFamilies(ReadModels::ColumnFamilies("rm2_")).ok());
   for (std::string_view prefix : {"rm_", "rm2_"}) {
     SCOPED_TRACE(std::string(prefix));
     auto opts = [&](const char* table) {
