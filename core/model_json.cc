@@ -118,26 +118,30 @@ json::object ConversationToJson(const Conversation& c,
 namespace {
 
 // Whether json::serialize escapes any byte of `s` (a control byte, '"' or
-// '\\'). Eight bytes at a time: a list page asks it of every item's room,
-// and byte by byte it took about 6 instructions a byte.
+// '\\'). Sixteen bytes at a time, in the compiler's vector registers (SSE2
+// on x86-64): every rendered message asks it of its content, and the eight
+// bytes at a time of plain integers took about 3.5 instructions a byte.
 bool NeedsJsonEscape(std::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHighs = 0x8080808080808080ULL;
-  // A byte of `v` is zero: (v - 1) borrows into its high bit, which ~v keeps.
-  const auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHighs; };
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t v;
-    std::memcpy(&v, s.data() + i, 8);
-    // A byte below 0x20 borrows when 0x20 is taken from it; bytes of 0x80
-    // and up are masked out by ~v (they need no escape).
-    if (((v - kOnes * 0x20) & ~v & kHighs) || has_zero(v ^ (kOnes * '"')) ||
-        has_zero(v ^ (kOnes * '\\'))) {
-      break;  // something to escape here, or a false alarm: go byte by byte
+  using Bytes16 = unsigned char __attribute__((vector_size(16)));
+  const auto any_of_16 = [](const char* p) {
+    Bytes16 v;
+    std::memcpy(&v, p, 16);
+    // Each lane all ones where its byte needs an escape.
+    const auto flagged = (v < 0x20) | (v == '"') | (v == '\\');
+    uint64_t halves[2];
+    std::memcpy(halves, &flagged, 16);
+    return (halves[0] | halves[1]) != 0;
+  };
+  if (s.size() >= 16) {
+    size_t i = 0;
+    for (; i + 16 <= s.size(); i += 16) {
+      if (any_of_16(s.data() + i)) return true;
     }
+    // The tail as the last sixteen bytes, overlapping ones already seen.
+    return i < s.size() && any_of_16(s.data() + s.size() - 16);
   }
-  for (; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == '"' || c == '\\') return true;
   }
   return false;

@@ -83,14 +83,19 @@ TEST(RoomUrlTemplateTest, EscapesAByteThatNeedsItAtAnyOffsetOfALongRoom) {
   // Bytes that need an escape, and their neighbours that do not.
   for (char c : {'"', '\\', '\x01', '\x1f', '\0', ' ', '!', '#', '[', ']',
                  '\x7f', '\x80', '\xff'}) {
-    for (size_t at = 0; at < 24; ++at) {
-      std::string room(24, 'a');
-      room[at] = c;
-      std::string out;
-      t.AppendJson(room, out);
-      EXPECT_EQ(boost::json::serialize(boost::json::string(t.Render(room))),
-                out)
-          << static_cast<int>(static_cast<unsigned char>(c)) << " at " << at;
+    // Shorter than, as long as and longer than the sixteen bytes the check
+    // looks at in one step (then its tail overlaps bytes already seen).
+    for (size_t size : {5, 16, 24, 33}) {
+      for (size_t at = 0; at < size; ++at) {
+        std::string room(size, 'a');
+        room[at] = c;
+        std::string out;
+        t.AppendJson(room, out);
+        EXPECT_EQ(boost::json::serialize(boost::json::string(t.Render(room))),
+                  out)
+            << static_cast<int>(static_cast<unsigned char>(c)) << " at " << at
+            << " of " << size;
+      }
     }
   }
 }
