@@ -220,6 +220,44 @@ TEST_F(EventLogTest, EmptyLogHasHeadZeroAndNoEvents) {
   EXPECT_EQ(Revision("agent-x"), std::nullopt);
 }
 
+// --- Tables beside the log (read-model generations) -----------------------
+
+TEST_F(EventLogTest, CreatingTablesSkipsThoseThatExist) {
+  ASSERT_TRUE(log_->CreateColumnFamilies({"x_a", "x_b"}).ok());
+  rocksdb::ColumnFamilyHandle* a = log_->cf("x_a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(log_->db()->Put(rocksdb::WriteOptions(), a, "k", "v").ok());
+
+  ASSERT_TRUE(log_->CreateColumnFamilies({"x_a", "x_c"}).ok());
+  EXPECT_EQ(log_->cf("x_a"), a);  // not created again: its row stays
+  std::string value;
+  ASSERT_TRUE(log_->db()->Get(rocksdb::ReadOptions(), a, "k", &value).ok());
+  EXPECT_EQ(value, "v");
+  EXPECT_NE(log_->cf("x_c"), nullptr);
+  const std::vector<std::string> names = log_->ColumnFamilyNames();
+  for (const char* name : {"x_a", "x_b", "x_c"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+  }
+}
+
+TEST_F(EventLogTest, DroppingTheLogsOwnTablesIsRefusedAndDropsNothing) {
+  Commit({Note("s", std::nullopt)});
+  ASSERT_TRUE(log_->CreateColumnFamilies({"x_a"}).ok());
+  for (const char* own : {"events", "streams", "data_keys", "default"}) {
+    Status s = log_->DropColumnFamilies({"x_a", own});
+    EXPECT_EQ(s.kind(), ErrorKind::kInvalidArgument) << own;
+    EXPECT_NE(log_->cf(own), nullptr) << own;
+  }
+  EXPECT_NE(log_->cf("x_a"), nullptr);  // the whole call was refused
+
+  // Names that do not exist are skipped; the rest go.
+  ASSERT_TRUE(log_->DropColumnFamilies({"x_missing", "x_a"}).ok());
+  EXPECT_EQ(log_->cf("x_a"), nullptr);
+  const std::vector<std::string> names = log_->ColumnFamilyNames();
+  EXPECT_EQ(std::find(names.begin(), names.end(), "x_a"), names.end());
+  EXPECT_EQ(ReadAll().size(), 1u);
+}
+
 TEST_F(EventLogTest, EveryEventTypeReadsBackWithAllFieldsEqual) {
   const std::vector<RecordedEvent> recorded =
       Commit(OneOfEachType(), Meta("alice", "idem-key-1", kT0 + 99));
