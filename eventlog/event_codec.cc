@@ -358,11 +358,18 @@ const fbs::EventEnvelope* VerifiedEnvelope(std::string_view aligned) {
   return fbs::GetEventEnvelope(data);
 }
 
+// A scan's reused state for opening sealed payloads (EventDecoder's).
+struct SealedScratch {
+  DataKeyOpener& opener;
+  std::string& plain;
+};
+
 // Opens a sealed payload with its subject's key, or marks the event erased
-// when the key is gone.
+// when the key is gone. With `scratch` (a scan), through its opener.
 Status ReadSealedPayload(const fbs::EventEnvelope& env, RecordedEvent& e,
                          const DataKeyLookup* keys,
-                         std::vector<uint64_t>& buffer) {
+                         std::vector<uint64_t>& buffer,
+                         SealedScratch* scratch) {
   std::optional<DataKey> key;
   if (keys != nullptr) {
     CONVSTORE_ASSIGN_OR_RETURN(key, (*keys)(DataKeySubjectOf(e.stream)));
@@ -371,15 +378,20 @@ Status ReadSealedPayload(const fbs::EventEnvelope& env, RecordedEvent& e,
     e.erased = true;
     return EmptyPayloadOfType(env.payload_type(), e.payload);
   }
-  const auto* sealed = env.sealed_payload();
-  std::string plain;
-  CONVSTORE_ASSIGN_OR_RETURN(
-      plain, OpenWithDataKey(
-                 *key, SealAad(e.position, e.stream),
-                 std::string_view(reinterpret_cast<const char*>(sealed->data()),
-                                  sealed->size())));
+  const auto* fb_sealed = env.sealed_payload();
+  const std::string_view sealed(
+      reinterpret_cast<const char*>(fb_sealed->data()), fb_sealed->size());
+  const std::string aad = SealAad(e.position, e.stream);
+  std::string one_off;
+  std::string* plain = &one_off;
+  if (scratch != nullptr) {
+    plain = &scratch->plain;
+    CONVSTORE_RETURN_IF_ERROR(scratch->opener.Open(*key, aad, sealed, *plain));
+  } else {
+    CONVSTORE_ASSIGN_OR_RETURN(one_off, OpenWithDataKey(*key, aad, sealed));
+  }
   const fbs::EventEnvelope* inner =
-      VerifiedEnvelope(AlignedView(plain, buffer));
+      VerifiedEnvelope(AlignedView(*plain, buffer));
   if (inner == nullptr || inner->payload_type() != env.payload_type()) {
     return Status::Corruption("sealed payload does not verify");
   }
@@ -390,7 +402,8 @@ Status ReadSealedPayload(const fbs::EventEnvelope& env, RecordedEvent& e,
 
 // Verifies and reads `bytes`, which must be 8-byte aligned, into `e`.
 Status DecodeAligned(std::string_view bytes, RecordedEvent& e,
-                     const DataKeyLookup* keys, std::vector<uint64_t>& buffer) {
+                     const DataKeyLookup* keys, std::vector<uint64_t>& buffer,
+                     SealedScratch* scratch = nullptr) {
   const fbs::EventEnvelope* env = VerifiedEnvelope(bytes);
   if (env == nullptr) {
     return Status::Corruption("event bytes do not verify as an EventEnvelope");
@@ -404,7 +417,7 @@ Status DecodeAligned(std::string_view bytes, RecordedEvent& e,
   ReadStr(env->idempotency_key(), e.idempotency_key);
   e.erased = false;
   if (env->sealed_payload() != nullptr) {
-    return ReadSealedPayload(*env, e, keys, buffer);
+    return ReadSealedPayload(*env, e, keys, buffer, scratch);
   }
   return ReadPayload(*env, e.payload);
 }
@@ -493,9 +506,11 @@ Result<RecordedEvent> DecodeEvent(std::string_view bytes,
 
 Status EventDecoder::Decode(std::string_view bytes, RecordedEvent& event,
                             const DataKeyLookup* keys) {
-  // As DecodeEvent, with buffers kept from one event to the next.
+  // As DecodeEvent, with buffers and keyed ciphers kept from one event to
+  // the next.
+  SealedScratch scratch{opener_, plain_};
   return DecodeAligned(AlignedView(bytes, aligned_), event, keys,
-                       opened_aligned_);
+                       opened_aligned_, &scratch);
 }
 
 }  // namespace convstore

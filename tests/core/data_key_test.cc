@@ -70,6 +70,76 @@ TEST(DataKeyTest, AnEmptyPlaintextSealsAndOpens) {
   EXPECT_EQ("", *opened);
 }
 
+// --- DataKeyOpener: OpenWithDataKey for scans, keeping keyed ciphers -------
+
+// kKey with one byte changed.
+DataKey KeyFlippedAt(size_t byte) {
+  DataKey key = kKey;
+  key[byte] ^= 1;
+  return key;
+}
+
+// What `opener` opens `sealed` to, or "(corruption)" when it does not open.
+std::string OpenedBy(DataKeyOpener& opener, const DataKey& key,
+                     std::string_view aad, std::string_view sealed) {
+  std::string plain = "left over from before";
+  const Status s = opener.Open(key, aad, sealed, plain);
+  if (s.ok()) return plain;
+  return s.kind() == ErrorKind::kCorruption ? "(corruption)" : s.ToString();
+}
+
+TEST(DataKeyOpenerTest, OpensWhatOpenWithDataKeyOpensWhateverTheKeyBefore) {
+  // Keys whose first bytes are equal share a kept cipher; they must still
+  // be told apart by every byte.
+  const DataKey same_first = KeyFlippedAt(31);
+  const DataKey other_first = KeyFlippedAt(0);
+  const std::string a = Seal(kKey, "aad a", "payload a");
+  const std::string b = Seal(same_first, "aad b", "payload b");
+  const std::string c = Seal(other_first, "aad c", std::string(1000, 'c'));
+  DataKeyOpener opener;
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ("payload a", OpenedBy(opener, kKey, "aad a", a));
+    EXPECT_EQ("payload a", OpenedBy(opener, kKey, "aad a", a));
+    EXPECT_EQ("payload b", OpenedBy(opener, same_first, "aad b", b));
+    EXPECT_EQ(std::string(1000, 'c'),
+              OpenedBy(opener, other_first, "aad c", c));
+    EXPECT_EQ("payload a", OpenedBy(opener, kKey, "aad a", a));
+  }
+}
+
+TEST(DataKeyOpenerTest, APayloadDoesNotOpenWithAKeyThatSharesItsKeptCipher) {
+  const DataKey same_first = KeyFlippedAt(31);
+  const std::string a = Seal(kKey, "aad", "payload a");
+  DataKeyOpener opener;
+  ASSERT_EQ("payload a", OpenedBy(opener, kKey, "aad", a));
+  // The cipher kept for kKey must not open `a` for another key.
+  EXPECT_EQ("(corruption)", OpenedBy(opener, same_first, "aad", a));
+  EXPECT_EQ("payload a", OpenedBy(opener, kKey, "aad", a));
+}
+
+TEST(DataKeyOpenerTest, AFailedOpenLeavesTheNextOpenAsIfItHadNotHappened) {
+  const std::string sealed = Seal(kKey, "aad", "secret");
+  DataKeyOpener opener;
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    std::string changed = sealed;
+    changed[i] ^= 0x40;
+    EXPECT_EQ("(corruption)", OpenedBy(opener, kKey, "aad", changed))
+        << "byte " << i;
+    EXPECT_EQ("secret", OpenedBy(opener, kKey, "aad", sealed)) << "byte " << i;
+  }
+  EXPECT_EQ("(corruption)", OpenedBy(opener, kKey, "aaD", sealed));
+  EXPECT_EQ("(corruption)",
+            OpenedBy(opener, kKey, "aad", sealed.substr(0, 20)));
+  EXPECT_EQ("secret", OpenedBy(opener, kKey, "aad", sealed));
+  // A first open that fails, with a key not kept yet.
+  const DataKey other = KeyFlippedAt(5);
+  const std::string sealed_other = Seal(other, "aad", "other secret");
+  DataKeyOpener fresh;
+  EXPECT_EQ("(corruption)", OpenedBy(fresh, other, "aaD", sealed_other));
+  EXPECT_EQ("other secret", OpenedBy(fresh, other, "aad", sealed_other));
+  EXPECT_EQ("", OpenedBy(fresh, other, "", Seal(other, "", "")));
+}
+
 TEST(DataKeyTest, AConversationsTwoStreamsShareOneSubjectAndAgentsHaveTheirs) {
   EXPECT_EQ("cconv-1", DataKeySubjectOf("conversation-conv-1"));
   EXPECT_EQ("cconv-1", DataKeySubjectOf("messages-conv-1"));

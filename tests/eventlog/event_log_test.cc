@@ -2082,6 +2082,67 @@ TEST(EventCodecTest, ASealedPayloadOpensOnlyWithItsKeyAtItsPlace) {
             DecodeEvent(moved_bytes, &right).status().kind());
 }
 
+// A scan keeps the keyed ciphers of recent subjects (DataKeyOpener): with
+// more subjects than it keeps, interleaved, keys that share a kept cipher,
+// a wrong key and a destroyed one, it decodes what DecodeEvent decodes.
+TEST(EventCodecTest, DecoderOpensInterleavedSubjectsAsDecodeEventDoes) {
+  constexpr int kSubjects = 150;
+  std::map<std::string, std::optional<DataKey>> keys;
+  std::vector<std::string> encoded;
+  uint64_t position = 1;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < kSubjects; ++i) {
+      const std::string conv =
+          kConvId.substr(0, kConvId.size() - 3) + std::to_string(100 + i);
+      DataKey key{static_cast<uint8_t>(i % 70), static_cast<uint8_t>(i)};
+      keys["c" + conv] = key;
+      RecordedEvent e;
+      e.position = position++;
+      e.stream = MessagesStream(conv);
+      e.event_id = "evt-" + std::to_string(e.position);
+      e.payload = MessageAppended{SampleMessage(
+          MessageRole::kUser, "turn " + std::to_string(e.position), kT0)};
+      auto bytes = EncodeSealedEvent(
+          e, PayloadSeal{key, DataNonce{static_cast<uint8_t>(round)}});
+      ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+      encoded.push_back(*bytes);
+    }
+  }
+  // Subject 3's key is wrong from here on, subject 4's destroyed.
+  const std::string wrong = "c" + kConvId.substr(0, kConvId.size() - 3) + "103";
+  const std::string gone = "c" + kConvId.substr(0, kConvId.size() - 3) + "104";
+  (*keys[wrong])[31] ^= 1;
+  keys[gone] = std::nullopt;
+  const DataKeyLookup lookup =
+      [&keys](std::string_view subject) -> Result<std::optional<DataKey>> {
+    return keys.at(std::string(subject));
+  };
+  EventDecoder decoder;
+  RecordedEvent event;
+  int corrupt = 0;
+  int erased = 0;
+  for (const std::string& bytes : encoded) {
+    auto want = DecodeEvent(bytes, &lookup);
+    const Status got = decoder.Decode(bytes, event, &lookup);
+    if (!want.ok()) {
+      EXPECT_EQ(ErrorKind::kCorruption, want.status().kind());
+      EXPECT_EQ(ErrorKind::kCorruption, got.kind());
+      ++corrupt;
+      continue;
+    }
+    ASSERT_TRUE(got.ok()) << got.ToString();
+    ExpectSameEvent(event, *want);
+    if (event.erased) {
+      ++erased;
+    } else {
+      EXPECT_EQ("turn " + std::to_string(event.position),
+                std::get<MessageAppended>(event.payload).message.content);
+    }
+  }
+  EXPECT_EQ(3, corrupt) << "subject 3's events, one a round";
+  EXPECT_EQ(3, erased) << "subject 4's events, one a round";
+}
+
 TEST(ReadModelsTest, ARebuildAfterAnErasureGivesTheSameBytes) {
   std::vector<Command> scenario = Scenario();
   // kConv1 was created, renamed and completed: revision 2.
