@@ -69,6 +69,10 @@ void AppendConversationJson(const ConversationListEntry& entry,
                             const RoomUrlTemplate& room_url,
                             std::string_view room, std::string& out);
 
+// Appends `s` as a JSON string, quoted and escaped byte for byte as
+// json::serialize writes it.
+void AppendJsonString(std::string_view s, std::string& out);
+
 // {id, conversation_id, role, content, created_at}, serialized.
 std::string RenderMessage(const Message& message);
 

@@ -13,32 +13,42 @@ namespace {
 
 namespace json = boost::json;
 
-// Sets an object's members in order, either building it or refreshing one
-// that this same code built before (for an earlier event): the i-th member
-// set is the object's i-th member when that has the same key (its value is
-// overwritten, in place where the kind stays), else the object is cut to i
-// members and the member appended; members past the last one set are
-// dropped when this goes. So the result is always exactly the object that
-// building it afresh would give, and refreshing it allocates nothing new.
-class Members {
+// Appends serialize(v).
+void AppendSerialized(const json::value& v, std::string& out) {
+  json::serializer sr;
+  sr.reset(&v);
+  char buf[512];
+  while (!sr.done()) out.append(sr.read(buf));
+}
+
+// Writes a JSON object member by member, in order, as the bytes
+// json::serialize writes for the object built from them ({"key":value,...},
+// no spaces): an event's text is written straight into the output, with no
+// json::object built and serialized again (an export's largest cost). Opens
+// the object when made, closes it when it goes.
+class ObjectText {
  public:
-  explicit Members(json::object& o) : o_(o) {}
-  ~Members() { Truncate(n_); }
-  Members(const Members&) = delete;
-  Members& operator=(const Members&) = delete;
+  explicit ObjectText(std::string& out) : out_(out) { out_.push_back('{'); }
+  ~ObjectText() { out_.push_back('}'); }
+  ObjectText(const ObjectText&) = delete;
+  ObjectText& operator=(const ObjectText&) = delete;
 
   void Uint(std::string_view key, uint64_t v) {
-    Next(key).emplace_uint64() = v;
+    Key(key);
+    char digits[20];
+    out_.append(digits, std::to_chars(digits, digits + 20, v).ptr);
   }
-  void Null(std::string_view key) { Next(key).emplace_null(); }
-  void Bool(std::string_view key, bool b) { Next(key).emplace_bool() = b; }
+  void Null(std::string_view key) {
+    Key(key);
+    out_.append("null");
+  }
+  void Bool(std::string_view key, bool b) {
+    Key(key);
+    out_.append(b ? "true" : "false");
+  }
   void Str(std::string_view key, std::string_view s) {
-    json::value& v = Next(key);
-    if (json::string* str = v.if_string()) {
-      str->assign(s);
-    } else {
-      v = s;
-    }
+    Key(key);
+    AppendJsonString(s, out_);
   }
   void OptionalStr(std::string_view key, const std::optional<std::string>& s) {
     if (s) {
@@ -47,107 +57,110 @@ class Members {
       Null(key);
     }
   }
-  void Object(std::string_view key, json::object&& o) {
-    Next(key) = std::move(o);
+  // A string convstore wrote itself with nothing to escape: a type's or
+  // an enum's name, a time.
+  void Name(std::string_view key, std::string_view name) {
+    Key(key);
+    out_.push_back('"');
+    out_.append(name);
+    out_.push_back('"');
   }
-  // The member, as an object (empty unless it was one).
-  json::object& ObjectRef(std::string_view key) {
-    json::value& v = Next(key);
-    if (json::object* o = v.if_object()) return *o;
-    return v.emplace_object();
+  void Time(std::string_view key, int64_t unix_ms) {
+    Name(key, Rfc3339Millis(unix_ms).view());
+  }
+  void Value(std::string_view key, const json::value& v) {
+    Key(key);
+    AppendSerialized(v, out_);
+  }
+  // Each member of `o`, in its order.
+  void MembersOf(const json::object& o) {
+    for (const json::key_value_pair& kv : o) Value(kv.key(), kv.value());
+  }
+  // An object member, its members written by fill(ObjectText&).
+  template <typename Fill>
+  void Object(std::string_view key, Fill fill) {
+    Key(key);
+    ObjectText inner(out_);
+    fill(inner);
   }
 
  private:
-  json::value& Next(std::string_view key) {
-    const size_t i = n_++;
-    if (i < o_.size()) {
-      auto it = o_.begin() + static_cast<std::ptrdiff_t>(i);
-      if (it->key() == key) return it->value();
-      Truncate(i);
-    }
-    return o_.emplace(key, nullptr).first->value();
-  }
-  void Truncate(size_t n) {
-    // Erasing the last member moves no other.
-    while (o_.size() > n) o_.erase(o_.end() - 1);
+  // Keys are convstore's own names, with nothing to escape.
+  void Key(std::string_view key) {
+    if (members_++ > 0) out_.push_back(',');
+    out_.push_back('"');
+    out_.append(key);
+    out_.append("\":");
   }
 
-  json::object& o_;
-  size_t n_ = 0;
+  std::string& out_;
+  size_t members_ = 0;
 };
 
+// Each payload type's members.
 struct PayloadJson {
-  json::object& o;
+  ObjectText& m;
 
   void operator()(const AgentCreated& e) {
     json::object agent = AgentToJson(e.agent);
     agent.erase("updated_at");
-    o = std::move(agent);
+    m.MembersOf(agent);
   }
   void operator()(const AgentUpdated& e) {
-    Members m(o);
     m.Str("agent_id", e.agent_id);
     m.Str("name", e.name);
     m.Str("instructions", e.instructions);
     m.OptionalStr("dispatch_name", e.dispatch_name);
-    m.Object("metadata", MetadataToJson(e.metadata));
-    m.Str("updated_at", Rfc3339Millis(e.updated_at_ms).view());
+    m.Value("metadata", MetadataToJson(e.metadata));
+    m.Time("updated_at", e.updated_at_ms);
   }
   void operator()(const AgentDeleted& e) {
-    Members m(o);
     m.Str("agent_id", e.agent_id);
-    m.Str("deleted_at", Rfc3339Millis(e.deleted_at_ms).view());
+    m.Time("deleted_at", e.deleted_at_ms);
   }
   void operator()(const ConversationCreated& e) {
     const Conversation& c = e.conversation;
-    Members m(o);
     m.Str("id", c.id);
     m.Str("agent_id", c.agent_id);
     m.Str("title", c.title);
     m.Str("created_by", c.created_by);
-    m.Str("status", ToString(c.status));
-    m.Object("metadata", MetadataToJson(c.metadata));
-    m.Str("created_at", Rfc3339Millis(c.created_at_ms).view());
+    m.Name("status", ToString(c.status));
+    m.Value("metadata", MetadataToJson(c.metadata));
+    m.Time("created_at", c.created_at_ms);
   }
   void operator()(const ConversationUpdated& e) {
-    Members m(o);
     m.Str("conversation_id", e.conversation_id);
     m.Str("title", e.title);
-    m.Object("metadata", MetadataToJson(e.metadata));
-    m.Str("updated_at", Rfc3339Millis(e.updated_at_ms).view());
+    m.Value("metadata", MetadataToJson(e.metadata));
+    m.Time("updated_at", e.updated_at_ms);
   }
   void operator()(const ConversationStatusChanged& e) {
-    Members m(o);
     m.Str("conversation_id", e.conversation_id);
-    m.Str("from", ToString(e.from));
-    m.Str("to", ToString(e.to));
-    m.Str("updated_at", Rfc3339Millis(e.updated_at_ms).view());
+    m.Name("from", ToString(e.from));
+    m.Name("to", ToString(e.to));
+    m.Time("updated_at", e.updated_at_ms);
   }
   void operator()(const MessageAppended& e) {
     const Message& msg = e.message;
-    Members m(o);
     m.Str("id", msg.id);
     m.Str("conversation_id", msg.conversation_id);
-    m.Str("role", ToString(msg.role));
+    m.Name("role", ToString(msg.role));
     m.Str("content", msg.content);
-    m.Str("created_at", Rfc3339Millis(msg.created_at_ms).view());
+    m.Time("created_at", msg.created_at_ms);
   }
   void operator()(const ConversationErased& e) {
-    Members m(o);
     m.Str("conversation_id", e.conversation_id);
-    m.Str("reason", ToString(e.reason));
-    m.Str("erased_at", Rfc3339Millis(e.erased_at_ms).view());
+    m.Name("reason", ToString(e.reason));
+    m.Time("erased_at", e.erased_at_ms);
   }
   void operator()(const AgentErased& e) {
-    Members m(o);
     m.Str("agent_id", e.agent_id);
-    m.Str("reason", ToString(e.reason));
-    m.Str("erased_at", Rfc3339Millis(e.erased_at_ms).view());
+    m.Name("reason", ToString(e.reason));
+    m.Time("erased_at", e.erased_at_ms);
   }
   void operator()(const UserErased& e) {
-    Members m(o);
     m.Str("user_ref", e.user_ref);
-    m.Str("erased_at", Rfc3339Millis(e.erased_at_ms).view());
+    m.Time("erased_at", e.erased_at_ms);
     m.Uint("agents", e.agents);
     m.Uint("conversations", e.conversations);
     m.Uint("messages", e.messages);
@@ -156,20 +169,19 @@ struct PayloadJson {
   }
 };
 
-// EventPayloadToJson(payload), into `o` (see Members).
-void SetPayloadJson(const EventPayload& payload, json::object& o) {
-  std::visit(PayloadJson{o}, payload);
+void AppendPayloadJson(const EventPayload& payload, std::string& out) {
+  ObjectText m(out);
+  std::visit(PayloadJson{m}, payload);
 }
 
-// EventToJson(e), into `o` (see Members).
-void SetEventJson(const RecordedEvent& e, json::object& o) {
-  Members m(o);
+void AppendEventJson(const RecordedEvent& e, std::string& out) {
+  ObjectText m(out);
   m.Uint("position", e.position);
   m.Str("stream", e.stream);
   m.Uint("revision", e.revision);
   m.Str("event_id", e.event_id);
-  m.Str("type", EventTypeName(e.payload));
-  m.Str("recorded_at", Rfc3339Millis(e.recorded_at_ms).view());
+  m.Name("type", EventTypeName(e.payload));
+  m.Time("recorded_at", e.recorded_at_ms);
   if (e.erased) {  // sealed with the payload: gone with it
     m.Null("actor");
   } else {
@@ -184,22 +196,24 @@ void SetEventJson(const RecordedEvent& e, json::object& o) {
     // The payload's data key is gone: the envelope is all there is.
     m.Bool("erased", true);
   } else {
-    SetPayloadJson(e.payload, m.ObjectRef("payload"));
+    m.Object("payload", [&e](ObjectText& payload) {
+      std::visit(PayloadJson{payload}, e.payload);
+    });
   }
 }
 
 }  // namespace
 
-json::object EventPayloadToJson(const EventPayload& payload) {
-  json::object o;
-  SetPayloadJson(payload, o);
-  return o;
+std::string EventJson(const RecordedEvent& event) {
+  std::string out;
+  AppendEventJson(event, out);
+  return out;
 }
 
-json::object EventToJson(const RecordedEvent& e) {
-  json::object o;
-  SetEventJson(e, o);
-  return o;
+std::string EventPayloadJson(const EventPayload& payload) {
+  std::string out;
+  AppendPayloadJson(payload, out);
+  return out;
 }
 
 std::string EventCsvHeader() {
@@ -213,82 +227,54 @@ std::string EventToCsvRow(const RecordedEvent& e) {
   return std::string(writer.text());
 }
 
-char* EventTextWriter::Text::Room(size_t n) {
-  if (bytes.size() - size < n) {
-    bytes.resize(std::max(2 * bytes.size(), size + n));
-  }
-  return bytes.data() + size;
-}
-
-void EventTextWriter::Text::Append(std::string_view s) {
-  std::memcpy(Room(s.size()), s.data(), s.size());
-  size += s.size();
-}
-
-void EventTextWriter::Text::Append(char c) {
-  *Room(1) = c;
-  ++size;
-}
-
-void EventTextWriter::Serialize(const json::object& object, Text& out) {
-  serializer_.reset(&object);
-  while (!serializer_.done()) {
-    char* room = out.Room(4096);
-    out.size += serializer_.read(room, out.bytes.size() - out.size).size();
-  }
-}
-
 void EventTextWriter::AppendJsonLine(const RecordedEvent& event) {
-  SetEventJson(event, event_);
-  Serialize(event_, text_);
-  text_.Append('\n');
+  AppendEventJson(event, text_);
+  text_.push_back('\n');
 }
 
 void EventTextWriter::AppendCsvRow(const RecordedEvent& e) {
   // A comma, then the field as RFC 4180 has it: quoted when it holds a
   // comma, a quote or a line break, with its quotes doubled.
   auto field = [this](std::string_view s) {
-    text_.Append(',');
+    text_.push_back(',');
     if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
-      text_.Append(s);
+      text_.append(s);
       return;
     }
-    text_.Append('"');
+    text_.push_back('"');
     for (size_t start = 0;;) {
       const size_t quote = s.find('"', start);
       if (quote == std::string_view::npos) {
-        text_.Append(s.substr(start));
+        text_.append(s.substr(start));
         break;
       }
-      text_.Append(s.substr(start, quote + 1 - start));
-      text_.Append('"');
+      text_.append(s.substr(start, quote + 1 - start));
+      text_.push_back('"');
       start = quote + 1;
     }
-    text_.Append('"');
+    text_.push_back('"');
   };
   auto number = [this](uint64_t v) {
-    char* room = text_.Room(20);
-    text_.size = static_cast<size_t>(std::to_chars(room, room + 20, v).ptr -
-                                     text_.bytes.data());
+    char digits[20];
+    text_.append(digits, std::to_chars(digits, digits + 20, v).ptr);
   };
   number(e.position);
   field(e.stream);
-  text_.Append(',');
+  text_.push_back(',');
   number(e.revision);
   field(e.event_id);
-  text_.Append(',');
-  text_.Append(EventTypeName(e.payload));
-  text_.Append(',');
-  text_.Append(Rfc3339Millis(e.recorded_at_ms).view());
+  text_.push_back(',');
+  text_.append(EventTypeName(e.payload));
+  text_.push_back(',');
+  text_.append(Rfc3339Millis(e.recorded_at_ms).view());
   field(e.actor);
   field(e.idempotency_key);
-  payload_text_.size = 0;
+  payload_text_.clear();
   if (!e.erased) {  // an erased event's payload field is empty
-    SetPayloadJson(e.payload, payload_);
-    Serialize(payload_, payload_text_);
+    AppendPayloadJson(e.payload, payload_text_);
   }
-  field(std::string_view(payload_text_.bytes.data(), payload_text_.size));
-  text_.Append("\r\n");
+  field(payload_text_);
+  text_.append("\r\n");
 }
 
 }  // namespace convstore

@@ -1539,7 +1539,7 @@ void App::Handlers::ListEvents(const RequestCtx& ctx, Respond respond) {
     std::string body = "[";
     for (size_t i = 0; i < events->size(); ++i) {
       if (i) body.push_back(',');
-      body += json::serialize(EventToJson((*events)[i]));
+      body += EventJson((*events)[i]);
     }
     body.push_back(']');
     ApiResponse r;

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/json/serialize.hpp>
 #include <utility>
 
 #include "core/model_json.h"
@@ -112,8 +111,7 @@ bool EventLogFeed::RenderLive(const std::vector<const RecordedEvent*>& events,
     if (e->position < next) continue;  // sent by a catch-up
     // Positions have no gaps: one above `next` means some were not queued.
     if (e->position > next) return false;
-    AppendSseEvent(text, e->position, "",
-                   boost::json::serialize(EventToJson(*e)));
+    AppendSseEvent(text, e->position, "", EventJson(*e));
     ++next;
   }
   return true;
@@ -134,8 +132,7 @@ CatchUpFeed::Stored EventLogFeed::ReadStored(uint64_t from) {
     return out;
   }
   for (size_t i = 0; i < *n; ++i) {
-    AppendSseEvent(out.text, read_[i].position, "",
-                   boost::json::serialize(EventToJson(read_[i])));
+    AppendSseEvent(out.text, read_[i].position, "", EventJson(read_[i]));
     out.next = read_[i].position + 1;
   }
   out.more = out.next <= head;
@@ -165,8 +162,7 @@ bool ConversationFeed::RenderLive(
       AppendSseEvent(text, e->position, "message", RenderMessage(m->message));
     } else if (const auto* st =
                    std::get_if<ConversationStatusChanged>(&e->payload)) {
-      AppendSseEvent(text, e->position, "status",
-                     boost::json::serialize(EventPayloadToJson(e->payload)));
+      AppendSseEvent(text, e->position, "status", EventPayloadJson(e->payload));
       ended = st->to != ConversationStatus::kActive;
     } else if (std::holds_alternative<ConversationErased>(e->payload)) {
       ended = true;  // deleted: nothing more will come
@@ -213,7 +209,7 @@ Status ConversationFeed::ReadStoredInto(uint64_t from, Stored& out) {
   CONVSTORE_ASSIGN_OR_RETURN(event, log_.Read(entry.status_position));
   if (!event) return Status::Corruption("status event missing from the log");
   AppendSseEvent(out.text, event->position, "status",
-                 boost::json::serialize(EventPayloadToJson(event->payload)));
+                 EventPayloadJson(event->payload));
   out.next = std::max(out.next, event->position + 1);
   return Status();
 }

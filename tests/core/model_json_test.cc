@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <string>
 #include <vector>
@@ -52,6 +53,25 @@ TEST(RenderMessageTest, WritesTheBytesOfTheMessageObject) {
       o["created_at"] = "2023-07-10T14:30:05.123Z";
       EXPECT_EQ(boost::json::serialize(o), RenderMessage(m))
           << ToString(role) << " " << content.substr(0, 40);
+    }
+  }
+}
+
+TEST(AppendJsonStringTest, WritesWhatSerializeWritesForEveryByteAtEveryPlace) {
+  // Every byte value at every offset of strings from empty to longer than
+  // two of the sixteen-byte steps the escape check takes (shorter ones are
+  // padded to one step), appended after text already there.
+  for (size_t size = 0; size <= 40; ++size) {
+    for (int byte = 0; byte < 256; ++byte) {
+      for (size_t at = 0; at < std::max<size_t>(size, 1); ++at) {
+        std::string s(size, 'a');
+        if (size > 0) s[at] = static_cast<char>(byte);
+        std::string out = "before";
+        AppendJsonString(s, out);
+        ASSERT_EQ("before" + boost::json::serialize(boost::json::string(s)),
+                  out)
+            << "byte " << byte << " at " << at << " of " << size;
+      }
     }
   }
 }

@@ -283,7 +283,7 @@ std::string FirstDifference(const std::string& a, const std::string& b) {
 // and more chunks than run at once on a 2-to-7-core machine (cores + 1), so
 // chunk buffers are reused; appended straight to the stopped server's log:
 // chunks are read and rendered side by side, yet the lines are, byte for byte
-// and in order, serialize(EventToJson(e)), what GET /v1/admin/events serves,
+// and in order, EventJson(e), what GET /v1/admin/events serves,
 // and the CSV rows EventToCsvRow(e); --from, --to and the filters cut across
 // chunks.
 TEST_F(EventsExportTest, ManyChunksExportTheAdminEventsBytesInOrder) {
@@ -321,7 +321,7 @@ TEST_F(EventsExportTest, ManyChunksExportTheAdminEventsBytesInOrder) {
   auto lines = [&all](const std::function<bool(const RecordedEvent&)>& keep) {
     std::string text;
     for (const RecordedEvent& e : all) {
-      if (keep(e)) text += json::serialize(EventToJson(e)) + "\n";
+      if (keep(e)) text += EventJson(e) + "\n";
     }
     return text;
   };
