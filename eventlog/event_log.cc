@@ -377,6 +377,22 @@ Status EventLog::ReloadHead() {
   return FromRocksStatus(it->status(), "read log head");
 }
 
+EventLog::Backlog EventLog::BackgroundBacklog() const {
+  Backlog b;
+  uint64_t v = 0;
+  // Database-wide counts, whichever table is asked.
+  for (const std::string& running :
+       {rocksdb::DB::Properties::kNumRunningFlushes,
+        rocksdb::DB::Properties::kNumRunningCompactions}) {
+    if (db_->GetIntProperty(running, &v)) b.running_jobs += v;
+  }
+  if (db_->GetAggregatedIntProperty(
+          rocksdb::DB::Properties::kEstimatePendingCompactionBytes, &v)) {
+    b.pending_compaction_bytes = v;
+  }
+  return b;
+}
+
 Result<uint64_t> EventLog::CountStreams() const {
   uint64_t n = 0;
   std::unique_ptr<rocksdb::Iterator> it(

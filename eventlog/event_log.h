@@ -209,6 +209,15 @@ class EventLog {
 
   // Number of streams that have events.
   Result<uint64_t> CountStreams() const;
+  // RocksDB's background work, all tables: flushes and compactions running
+  // now, and the bytes its compactions estimate they have yet to rewrite.
+  // A store whose backlog is not zero is still spending disk and CPU on
+  // earlier writes (for /metrics, and for benchmarks that wait it out).
+  struct Backlog {
+    uint64_t running_jobs = 0;
+    uint64_t pending_compaction_bytes = 0;
+  };
+  Backlog BackgroundBacklog() const;
   // A consistent copy of the whole store (log and everything beside it) in
   // `dir`, which must not exist; hard-links files where it can. Safe while
   // writes continue.

@@ -1651,6 +1651,14 @@ ApiResponse App::Handlers::Metrics() const {
   std::snprintf(buf, sizeof buf, "%.6f", w.commit_micros_total.load() / 1e6);
   AppendMetric(out, "convstore_fsync_seconds_total", "counter",
                "Time spent in synced log writes.", buf);
+  const EventLog::Backlog backlog = app_.log_->BackgroundBacklog();
+  AppendMetric(out, "convstore_storage_background_jobs", "gauge",
+               "RocksDB flushes and compactions running now.",
+               std::to_string(backlog.running_jobs));
+  AppendMetric(out, "convstore_storage_pending_compaction_bytes", "gauge",
+               "Bytes RocksDB's compactions estimate they have yet to "
+               "rewrite.",
+               std::to_string(backlog.pending_compaction_bytes));
   auto checkpoint = app_.read_models()->Checkpoint();
   if (checkpoint.ok()) {
     AppendMetric(out, "convstore_read_model_lag_events", "gauge",

@@ -548,6 +548,19 @@ TEST_F(ErrorsTest, MetricsNeedNoKey) {
   HttpResponse r = client_.Get("/metrics", "");
   ASSERT_EQ(200u, r.status) << r.body;
   EXPECT_NE(std::string::npos, r.body.find("convstore_log_head_position "));
+  // The storage engine's backlog, each a whole number of its own line.
+  for (const std::string gauge :
+       {"convstore_storage_background_jobs",
+        "convstore_storage_pending_compaction_bytes"}) {
+    const size_t at = r.body.find("\n" + gauge + " ");
+    ASSERT_NE(std::string::npos, at) << gauge << " in " << r.body;
+    const size_t value = at + gauge.size() + 2;
+    const size_t end = r.body.find('\n', value);
+    const std::string text = r.body.substr(value, end - value);
+    EXPECT_FALSE(text.empty()) << gauge;
+    EXPECT_EQ(std::string::npos, text.find_first_not_of("0123456789"))
+        << gauge << " " << text;
+  }
 }
 
 // The OpenAPI document is public documentation: served without a key.

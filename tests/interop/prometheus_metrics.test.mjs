@@ -197,6 +197,8 @@ test('the scrape: text format 0.0.4, every family typed, with samples',
       convstore_append_batch_size: 'histogram',
       convstore_fsync_seconds_total: 'counter',
       convstore_read_model_lag_events: 'gauge',
+      convstore_storage_background_jobs: 'gauge',
+      convstore_storage_pending_compaction_bytes: 'gauge',
       convstore_http_requests_total: 'counter',
       convstore_http_request_duration_seconds: 'histogram',
     };
@@ -237,6 +239,11 @@ test('the scrape: text format 0.0.4, every family typed, with samples',
       'convstore_log_head_position').value, eventCount);
     assert.equal(sample(families, 'convstore_read_model_lag_events',
       'convstore_read_model_lag_events').value, 0);
+    for (const name of ['convstore_storage_background_jobs',
+      'convstore_storage_pending_compaction_bytes']) {
+      const v = sample(families, name, name).value;
+      assert.ok(Number.isInteger(v) && v >= 0, `${name}: ${v}`);
+    }
     // 1 agent + 2 conversations + 6 appends: 9 commands, in 1..9 groups.
     const commands = sample(families, 'convstore_append_batch_size',
       'convstore_append_batch_size_sum').value;

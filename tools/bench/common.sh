@@ -19,6 +19,28 @@ configure_release() {
 metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 log_head() { metric convstore_log_head_position; }
 
+# Waits, at most LIMIT seconds (default 300), until the server's storage
+# has no flush or compaction running and none pending (twice in a row, a
+# second apart), so that what is measured next does not share the two
+# cores with the compactions of what was just loaded. Says how long.
+wait_for_compactions() {  # [LIMIT]
+  local limit=${1:-300} start=$SECONDS quiet=0
+  while [ $((SECONDS - start)) -lt "$limit" ]; do
+    if [ "$(metric convstore_storage_background_jobs)" = 0 ] &&
+      [ "$(metric convstore_storage_pending_compaction_bytes)" = 0 ]; then
+      quiet=$((quiet + 1))
+      if [ "$quiet" -ge 2 ]; then
+        echo "storage settled after $((SECONDS - start)) s"
+        return 0
+      fi
+    else
+      quiet=0
+    fi
+    sleep 1
+  done
+  echo "storage still compacting after $limit s; measuring anyway"
+}
+
 # Creates N more conversations of the agent $agent through the API with
 # wrk. Each wrk thread stops sending after its share; wrk itself runs out
 # its -d, so it is stopped once the log has grown by one event per
