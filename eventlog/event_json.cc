@@ -1,9 +1,7 @@
 #include "eventlog/event_json.h"
 
-#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
-#include <cstring>
 
 #include "core/encoding.h"
 #include "core/model_json.h"

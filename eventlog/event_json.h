@@ -5,7 +5,6 @@
 // null, erased: true} with no payload. Byte-stable; pure.
 #pragma once
 
-#include <cstddef>
 #include <string>
 #include <string_view>
 
