@@ -151,9 +151,27 @@ bool NeedsJsonEscape(std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+// Appends what Boost.JSON's serializer writes for `what` (a value, or a
+// string view: serialized as a JSON string without building one), through
+// a stack buffer, so this allocates nothing but `out`.
+template <typename What>
+void AppendSerializedText(const What& what, std::string& out) {
+  json::serializer sr;
+  sr.reset(what);
+  char buf[512];
+  while (!sr.done()) out.append(sr.read(buf));
+}
+
+}  // namespace
+
+void AppendSerialized(const json::value& v, std::string& out) {
+  AppendSerializedText(&v, out);
+}
+
 // Most strings (ids, roles, times, most text) hold nothing to escape and are
-// copied as they are; the others go through Boost.JSON's serializer, into a
-// stack buffer, so this allocates nothing but `out`.
+// copied as they are; the others go through Boost.JSON's serializer.
 void AppendJsonString(std::string_view s, std::string& out) {
   if (!NeedsJsonEscape(s)) {
     out.push_back('"');
@@ -161,10 +179,7 @@ void AppendJsonString(std::string_view s, std::string& out) {
     out.push_back('"');
     return;
   }
-  json::serializer sr;
-  sr.reset(json::string_view(s.data(), s.size()));
-  char buf[256];
-  while (!sr.done()) out.append(sr.read(buf));
+  AppendSerializedText(json::string_view(s.data(), s.size()), out);
 }
 
 namespace {

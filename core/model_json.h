@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +73,8 @@ void AppendConversationJson(const ConversationListEntry& entry,
 // Appends `s` as a JSON string, quoted and escaped byte for byte as
 // json::serialize writes it.
 void AppendJsonString(std::string_view s, std::string& out);
+// Appends json::serialize(v), without the temporary string.
+void AppendSerialized(const boost::json::value& v, std::string& out);
 
 // {id, conversation_id, role, content, created_at}, serialized.
 std::string RenderMessage(const Message& message);

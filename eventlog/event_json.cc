@@ -11,14 +11,6 @@ namespace {
 
 namespace json = boost::json;
 
-// Appends serialize(v).
-void AppendSerialized(const json::value& v, std::string& out) {
-  json::serializer sr;
-  sr.reset(&v);
-  char buf[512];
-  while (!sr.done()) out.append(sr.read(buf));
-}
-
 // Writes a JSON object member by member, in order, as the bytes
 // json::serialize writes for the object built from them ({"key":value,...},
 // no spaces): an event's text is written straight into the output, with no
