@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 #include <charconv>
@@ -38,13 +39,6 @@ std::string ETag(uint64_t revision) {
   return tag;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
     s.remove_prefix(1);
@@ -74,7 +68,7 @@ std::optional<IfMatch> ParseIfMatch(const std::optional<std::string>& header) {
 
 bool IsJsonContentType(std::string_view content_type) {
   std::string_view media = content_type.substr(0, content_type.find(';'));
-  return Lower(Trim(media)) == "application/json";
+  return boost::beast::iequals(Trim(media), "application/json");
 }
 
 // Parses `limit` within [1, max]; absent gives `fallback`.
