@@ -149,10 +149,6 @@ bool NeedsJsonEscape(std::string_view s) {
   return any_of_16(padded);
 }
 
-}  // namespace
-
-namespace {
-
 // Appends what Boost.JSON's serializer writes for `what` (a value, or a
 // string view: serialized as a JSON string without building one), through
 // a stack buffer, so this allocates nothing but `out`.

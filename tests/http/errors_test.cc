@@ -395,7 +395,7 @@ TEST_F(ErrorsTest, BodyWithoutJsonContentTypeIs415) {
 TEST_F(ErrorsTest, JsonContentTypeWithParametersIsAccepted) {
   for (const char* type :
        {"application/json; charset=utf-8", "application/json;charset=UTF-8",
-        "Application/JSON"}) {
+        "Application/JSON", " APPLICATION/JSON ; charset=utf-8"}) {
     SCOPED_TRACE(type);
     HttpResponse r = Send("POST", "/v1/agents", Json({{"name", type}}),
                           {{"Content-Type", type}});
